@@ -1,0 +1,1 @@
+"""GS1 Lightweight Messaging verification: messages, responder decisions, requestor client."""
