@@ -1,0 +1,1 @@
+"""Subcommands of the ``dscsa`` command line, grouped by what they work on."""
