@@ -252,6 +252,7 @@ class SensorReport(_Model):
     device_metadata: str | None = None
     raw_data: str | None = None
     data_processing_method: str | None = None
+    biz_rules: str | None = None
     time: datetime | None = None
     microorganism: str | None = None
     chemical_substance: str | None = None
