@@ -296,6 +296,9 @@ class EventBase(_Model):
     persistent_disposition: PersistentDisposition | None = None
     read_point: str | None = None
     biz_location: str | None = None
+    # Namespaced children of readPoint / bizLocation after their id (the event hash uses them).
+    read_point_extensions: tuple[XmlElement, ...] = ()
+    biz_location_extensions: tuple[XmlElement, ...] = ()
     biz_transaction_list: tuple[BizTransaction, ...] = ()
     source_list: tuple[SourceDestination, ...] = ()
     destination_list: tuple[SourceDestination, ...] = ()
