@@ -1,0 +1,282 @@
+"""Which events apply to an identifier: containment intervals from aggregation, and inference.
+
+An event on a container applies to everything inside it at that event's time, through any
+number of levels (item in case on pallet). Everything here is pure and ordered by the event
+key ``(event_time, hash_id)``, so the answer does not depend on the order events arrived in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from epcis.model import AggregationEvent, EventBase, ObjectEvent, TransformationEvent, XmlElement
+from service.exception_records import ExceptionType, Finding
+
+__all__ = [
+    "EventFacts",
+    "EventKey",
+    "Interval",
+    "TimelineEntry",
+    "intervals_for_child",
+    "timeline",
+]
+
+EventKey = tuple[datetime, str]
+
+_MDA = "urn:epcglobal:cbv:mda"
+_USHC = "http://epcis.gs1us.org/hc/ns"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """The part of a stored event that state, checks and trace need, keyed by its hash."""
+
+    hash_id: str
+    event_id: str
+    event_type: str
+    event_time: datetime
+    action: str | None
+    biz_step: str | None
+    disposition: str | None
+    read_point: str | None
+    biz_location: str | None
+    epcs: tuple[str, ...]
+    parent_id: str | None
+    child_epcs: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]
+    destinations: tuple[tuple[str, str], ...]
+    biz_transactions: tuple[tuple[str, str], ...]
+    lot: str | None
+    expiry: date | None
+    document_id: str | None = None
+
+    @property
+    def key(self) -> EventKey:
+        return (self.event_time, self.hash_id)
+
+    def names(self) -> tuple[str, ...]:
+        """Every identifier the event names directly."""
+        parent = (self.parent_id,) if self.parent_id else ()
+        return parent + self.epcs + self.child_epcs
+
+    def source(self, kind: str) -> str | None:
+        return next((value for type_, value in self.sources if type_ == kind), None)
+
+    def destination(self, kind: str) -> str | None:
+        return next((value for type_, value in self.destinations if type_ == kind), None)
+
+    def is_aggregation(self) -> bool:
+        return self.event_type == "AggregationEvent"
+
+    @classmethod
+    def from_event(
+        cls, event: EventBase, hash_id: str, document_id: str | None = None
+    ) -> EventFacts:
+        parent = getattr(event, "parent_id", None)
+        if isinstance(event, AggregationEvent):
+            epcs: tuple[str, ...] = ()
+            children = event.child_epcs
+        elif isinstance(event, TransformationEvent):
+            epcs, children = event.input_epc_list + event.output_epc_list, ()
+        else:
+            epcs, children = tuple(getattr(event, "epc_list", ())), ()
+        ilmd = event.ilmd if isinstance(event, ObjectEvent | TransformationEvent) else None
+        lot, expiry = _lot_and_expiry(ilmd or ())
+        action = getattr(event, "action", None)
+        return cls(
+            hash_id=hash_id,
+            event_id=event.event_id or hash_id,
+            event_type=type(event).__name__,
+            event_time=event.event_time,
+            action=str(action) if action is not None else None,
+            biz_step=event.biz_step,
+            disposition=event.disposition,
+            read_point=event.read_point,
+            biz_location=event.biz_location,
+            epcs=epcs,
+            parent_id=parent,
+            child_epcs=children,
+            sources=tuple((s.type, s.value) for s in event.source_list),
+            destinations=tuple((d.type, d.value) for d in event.destination_list),
+            biz_transactions=tuple((b.type or "", b.value) for b in event.biz_transaction_list),
+            lot=lot,
+            expiry=expiry,
+            document_id=document_id,
+        )
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
+        data["event_time"] = self.event_time.isoformat()
+        data["expiry"] = self.expiry.isoformat() if self.expiry else None
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> EventFacts:
+        data = json.loads(text)
+        data["event_time"] = datetime.fromisoformat(data["event_time"])
+        data["expiry"] = date.fromisoformat(data["expiry"]) if data["expiry"] else None
+        for name in ("epcs", "child_epcs"):
+            data[name] = tuple(data[name])
+        for name in ("sources", "destinations", "biz_transactions"):
+            data[name] = tuple(tuple(pair) for pair in data[name])
+        return cls(**data)
+
+
+def _lot_and_expiry(ilmd: Iterable[XmlElement]) -> tuple[str | None, date | None]:
+    lot: str | None = None
+    expiry: date | None = None
+    for element in _flatten(ilmd):
+        if element.namespace not in (_MDA, _USHC) or not element.text:
+            continue
+        if element.name == "lotNumber":
+            lot = element.text.strip()
+        elif element.name == "itemExpirationDate":
+            try:
+                expiry = date.fromisoformat(element.text.strip())
+            except ValueError:
+                expiry = None
+    return lot, expiry
+
+
+def _flatten(elements: Iterable[XmlElement]) -> Iterable[XmlElement]:
+    for element in elements:
+        yield element
+        yield from _flatten(element.children)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """``child`` was inside ``parent`` for events with key in ``(start, end]`` (end open: now)."""
+
+    parent: str
+    child: str
+    start: EventKey
+    end: EventKey | None
+
+    def covers(self, key: EventKey) -> bool:
+        return self.start < key and (self.end is None or key <= self.end)
+
+
+def _relevant_to(child: str, facts: EventFacts) -> bool:
+    if not facts.is_aggregation() or not facts.parent_id:
+        return False
+    # An unpacking that names no children empties the whole container.
+    return child in facts.child_epcs or (facts.action == "DELETE" and not facts.child_epcs)
+
+
+def intervals_for_child(
+    child: str, facts: Iterable[EventFacts]
+) -> tuple[list[Interval], list[Finding]]:
+    """Containment of ``child`` from the aggregation events that name it or empty its parents.
+
+    ``facts`` must hold every event naming ``child`` and every event naming a container it was
+    ever put in; anything else is ignored.
+    """
+    relevant = sorted({f.hash_id: f for f in facts if _relevant_to(child, f)}.values(), key=_key)
+    intervals: list[Interval] = []
+    findings: list[Finding] = []
+    current: tuple[str, EventKey] | None = None
+    for event in relevant:
+        parent = event.parent_id
+        assert parent is not None
+        named = child in event.child_epcs
+        if event.action in ("ADD", "OBSERVE") and named:
+            if current is not None and current[0] == parent:
+                continue
+            if current is not None:
+                if event.action == "ADD":
+                    findings.append(_already_packed(child, current[0], event))
+                intervals.append(Interval(current[0], child, current[1], event.key))
+            current = (parent, event.key)
+        elif event.action == "DELETE" and (current is None or current[0] != parent):
+            if named:
+                findings.append(_not_in_container(child, parent, event))
+        elif event.action == "DELETE" and current is not None:
+            intervals.append(Interval(parent, child, current[1], event.key))
+            current = None
+    if current is not None:
+        intervals.append(Interval(current[0], child, current[1], None))
+    return intervals, findings
+
+
+def _key(facts: EventFacts) -> EventKey:
+    return facts.key
+
+
+def _already_packed(child: str, other: str, event: EventFacts) -> Finding:
+    return Finding(
+        ExceptionType.ALREADY_IN_CONTAINER,
+        f"{child} packed into {event.parent_id} while still in {other}",
+        (child,),
+        (event.hash_id,),
+    )
+
+
+def _not_in_container(child: str, parent: str, event: EventFacts) -> Finding:
+    return Finding(
+        ExceptionType.NOT_IN_CONTAINER,
+        f"{child} unpacked from {parent} but it was not in it",
+        (child,),
+        (event.hash_id,),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """An event that applies to an identifier; ``via`` is the container path, empty if direct."""
+
+    facts: EventFacts
+    via: tuple[str, ...] = ()
+
+    @property
+    def inferred(self) -> bool:
+        return bool(self.via)
+
+
+_MAX_DEPTH = 16
+
+
+def timeline(
+    epc: str,
+    facts_of: Callable[[str], Sequence[EventFacts]],
+    intervals_of: Callable[[str], Sequence[Interval]],
+) -> list[TimelineEntry]:
+    """Every event that applies to ``epc``, direct or through its containers, in key order."""
+    entries: dict[str, TimelineEntry] = {f.hash_id: TimelineEntry(f) for f in facts_of(epc)}
+    _add_inferred(epc, (), None, None, facts_of, intervals_of, entries)
+    return sorted(entries.values(), key=lambda entry: entry.facts.key)
+
+
+def _add_inferred(
+    epc: str,
+    via: tuple[str, ...],
+    low: EventKey | None,
+    high: EventKey | None,
+    facts_of: Callable[[str], Sequence[EventFacts]],
+    intervals_of: Callable[[str], Sequence[Interval]],
+    entries: dict[str, TimelineEntry],
+) -> None:
+    for interval in intervals_of(epc):
+        start = interval.start if low is None else max(interval.start, low)
+        end = _min_end(interval.end, high)
+        if end is not None and end <= start:
+            continue
+        path = (*via, interval.parent)
+        if interval.parent in via or len(path) > _MAX_DEPTH:
+            continue  # a containment cycle in bad data must not loop forever
+        for facts in facts_of(interval.parent):
+            if facts.key > start and (end is None or facts.key <= end):
+                entries.setdefault(facts.hash_id, TimelineEntry(facts, path))
+        _add_inferred(interval.parent, path, start, end, facts_of, intervals_of, entries)
+
+
+def _min_end(a: EventKey | None, b: EventKey | None) -> EventKey | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

@@ -1,0 +1,450 @@
+"""SQLite adapter of the traceability store: one connection on one worker thread, WAL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.containment import EventFacts, Interval
+from service.exception_records import ExceptionRecord, Hold, Resolution
+from service.master_data import PartyRecord, ProductRecord
+from service.serial_state import SerialState
+from service.traceability_store import (
+    ExceptionFilter,
+    RecallRecord,
+    exception_from_dict,
+    exception_to_dict,
+    interval_from_row,
+    interval_to_row,
+    recall_to_dict,
+    resolution_from_dict,
+    resolution_to_dict,
+    state_from_dict,
+    state_to_dict,
+)
+
+__all__ = ["SQLiteTraceabilityStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trace_facts (hash_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trace_fact_epcs (
+    epc TEXT NOT NULL, hash_id TEXT NOT NULL, PRIMARY KEY (epc, hash_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trace_intervals (
+    child TEXT NOT NULL, parent TEXT NOT NULL, start_time TEXT NOT NULL, start_hash TEXT NOT NULL,
+    end_time TEXT, end_hash TEXT);
+CREATE INDEX IF NOT EXISTS trace_intervals_child ON trace_intervals (child);
+CREATE INDEX IF NOT EXISTS trace_intervals_parent ON trace_intervals (parent);
+CREATE TABLE IF NOT EXISTS serial_states (
+    epc TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS serial_states_lot ON serial_states (gtin, lot);
+CREATE TABLE IF NOT EXISTS trace_exceptions (
+    exception_id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+    partner_id TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trace_exception_epcs (
+    exception_id TEXT NOT NULL, epc TEXT NOT NULL, PRIMARY KEY (epc, exception_id));
+CREATE TABLE IF NOT EXISTS trace_resolutions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, exception_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trace_resolutions_exception ON trace_resolutions (exception_id);
+CREATE TABLE IF NOT EXISTS trace_recalls (
+    recall_id TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trace_recall_serials (
+    epc TEXT NOT NULL, recall_id TEXT NOT NULL, PRIMARY KEY (epc, recall_id));
+CREATE TABLE IF NOT EXISTS master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+# SQLite's default limit on host parameters is 999 in old builds; stay under it.
+_BATCH = 900
+
+
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _select_in(select: str, column: str, count: int, tail: str = "") -> str:
+    """``select`` restricted to ``column IN (?, ...)``; only our own constant SQL goes in."""
+    return f"{select} WHERE {column} IN ({_placeholders(count)}){tail}"
+
+
+def _batches(items: Collection[str]) -> list[list[str]]:
+    listed = list(items)
+    return [listed[i : i + _BATCH] for i in range(0, len(listed), _BATCH)]
+
+
+class SQLiteTraceabilityStore:
+    """Traceability store on a SQLite file (``":memory:"`` works for tests)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "store not open"
+            with self._db:
+                return work(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            db = sqlite3.connect(self._path, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
+        self._executor.shutdown(wait=True)
+
+    # --- projection ------------------------------------------------------------------
+
+    async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        def work(db: sqlite3.Connection) -> list[EventFacts]:
+            inserted: list[EventFacts] = []
+            for item in facts:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
+                    (item.hash_id, item.to_json()),
+                )
+                if cursor.rowcount:
+                    inserted.append(item)
+            db.executemany(
+                "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
+                [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
+            )
+            return inserted
+
+        return await self._run(work)
+
+    async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
+        def work(db: sqlite3.Connection) -> dict[str, list[EventFacts]]:
+            found: dict[str, list[EventFacts]] = defaultdict(list)
+            for batch in _batches(epcs):
+                rows = db.execute(
+                    _select_in(
+                        "SELECT e.epc, f.body FROM trace_fact_epcs e JOIN trace_facts f "
+                        "ON f.hash_id = e.hash_id",
+                        "e.epc",
+                        len(batch),
+                    ),
+                    batch,
+                )
+                for epc, body in rows:
+                    found[epc].append(EventFacts.from_json(body))
+            return dict(found)
+
+        return await self._run(work)
+
+    async def all_fact_epcs(self) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in db.execute("SELECT DISTINCT epc FROM trace_fact_epcs")]
+
+        return await self._run(work)
+
+    async def intervals_for_children(self, children: Collection[str]) -> dict[str, list[Interval]]:
+        return await self._intervals("child", children)
+
+    async def children_ever(self, parents: Collection[str]) -> set[str]:
+        found = await self._intervals("parent", parents)
+        return {i.child for intervals in found.values() for i in intervals}
+
+    async def _intervals(self, column: str, keys: Collection[str]) -> dict[str, list[Interval]]:
+        def work(db: sqlite3.Connection) -> dict[str, list[Interval]]:
+            db.row_factory = sqlite3.Row
+            found: dict[str, list[Interval]] = defaultdict(list)
+            try:
+                for batch in _batches(keys):
+                    rows = db.execute(
+                        "SELECT * FROM trace_intervals "  # noqa: S608 -- column is ours
+                        f"WHERE {column} IN ({_placeholders(len(batch))})",
+                        batch,
+                    )
+                    for row in rows:
+                        found[row[column]].append(interval_from_row(dict(row)))
+            finally:
+                db.row_factory = None
+            return dict(found)
+
+        return await self._run(work)
+
+    async def replace_intervals(
+        self, children: Collection[str], intervals: Sequence[Interval]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for batch in _batches(children):
+                db.execute(
+                    _select_in("DELETE FROM trace_intervals", "child", len(batch)),
+                    batch,
+                )
+            db.executemany(
+                "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
+                "end_hash) VALUES (:child, :parent, :start_time, :start_hash, :end_time, "
+                ":end_hash)",
+                [interval_to_row(i) for i in intervals],
+            )
+
+        await self._run(work)
+
+    async def put_states(self, states: Sequence[SerialState]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
+                [(s.epc, s.gtin, s.lot, json.dumps(state_to_dict(s))) for s in states],
+            )
+
+        await self._run(work)
+
+    async def clear_projection(self) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for table in ("trace_facts", "trace_fact_epcs", "trace_intervals", "serial_states"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
+
+        await self._run(work)
+
+    async def get_states(self, epcs: Collection[str]) -> dict[str, SerialState]:
+        def work(db: sqlite3.Connection) -> dict[str, SerialState]:
+            found: dict[str, SerialState] = {}
+            for batch in _batches(epcs):
+                rows = db.execute(
+                    _select_in("SELECT body FROM serial_states", "epc", len(batch)),
+                    batch,
+                )
+                for (body,) in rows:
+                    state = state_from_dict(json.loads(body))
+                    found[state.epc] = state
+            return found
+
+        return await self._run(work)
+
+    async def states_by_lot(self, gtin: str, lot: str) -> list[SerialState]:
+        def work(db: sqlite3.Connection) -> list[SerialState]:
+            rows = db.execute(
+                "SELECT body FROM serial_states WHERE gtin = ? AND lot = ? ORDER BY epc",
+                (gtin, lot),
+            )
+            return [state_from_dict(json.loads(body)) for (body,) in rows]
+
+        return await self._run(work)
+
+    # --- exceptions ------------------------------------------------------------------
+
+    async def add_exceptions(self, records: Sequence[ExceptionRecord]) -> list[ExceptionRecord]:
+        def work(db: sqlite3.Connection) -> list[ExceptionRecord]:
+            inserted: list[ExceptionRecord] = []
+            for record in records:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO trace_exceptions (exception_id, key, type, partner_id, "
+                    "created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        record.exception_id,
+                        record.key,
+                        record.type.value,
+                        record.partner_id,
+                        record.created_at.isoformat(),
+                        json.dumps(exception_to_dict(record)),
+                    ),
+                )
+                if cursor.rowcount:
+                    inserted.append(record)
+                    db.executemany(
+                        "INSERT OR IGNORE INTO trace_exception_epcs (exception_id, epc) "
+                        "VALUES (?, ?)",
+                        [(record.exception_id, epc) for epc in set(record.identifiers)],
+                    )
+            return inserted
+
+        return await self._run(work)
+
+    async def add_resolution(self, resolution: Resolution) -> ExceptionRecord | None:
+        def work(db: sqlite3.Connection) -> bool:
+            exists = db.execute(
+                "SELECT 1 FROM trace_exceptions WHERE exception_id = ?",
+                (resolution.exception_id,),
+            ).fetchone()
+            if exists:
+                db.execute(
+                    "INSERT INTO trace_resolutions (exception_id, body) VALUES (?, ?)",
+                    (resolution.exception_id, json.dumps(resolution_to_dict(resolution))),
+                )
+            return exists is not None
+
+        if not await self._run(work):
+            return None
+        return await self.get_exception(resolution.exception_id)
+
+    async def get_exception(self, exception_id: str) -> ExceptionRecord | None:
+        found = await self._exceptions("exception_id = ?", [exception_id], 1)
+        return found[0] if found else None
+
+    async def list_exceptions(self, query: ExceptionFilter) -> list[ExceptionRecord]:
+        clauses: list[str] = []
+        params: list[str] = []
+        if query.type is not None:
+            clauses.append("type = ?")
+            params.append(query.type.value)
+        if query.partner_id is not None:
+            clauses.append("partner_id = ?")
+            params.append(query.partner_id)
+        if query.identifier is not None:
+            clauses.append(
+                "exception_id IN (SELECT exception_id FROM trace_exception_epcs WHERE epc = ?)"
+            )
+            params.append(query.identifier)
+        where = " AND ".join(clauses) or "1 = 1"
+        # Status derives from resolutions, so it is filtered after loading them.
+        limit = None if query.status is not None else query.limit
+        records = await self._exceptions(where, params, limit)
+        if query.status is not None:
+            records = [r for r in records if r.status is query.status][: query.limit]
+        return records
+
+    async def _exceptions(
+        self, where: str, params: Sequence[str], limit: int | None
+    ) -> list[ExceptionRecord]:
+        def work(db: sqlite3.Connection) -> list[ExceptionRecord]:
+            sql = f"SELECT body FROM trace_exceptions WHERE {where} ORDER BY created_at, key"  # noqa: S608
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            bodies = [json.loads(body) for (body,) in db.execute(sql, params)]
+            ids = [body["exception_id"] for body in bodies]
+            resolutions: dict[str, list[Resolution]] = defaultdict(list)
+            for batch in _batches(ids):
+                rows = db.execute(
+                    _select_in(
+                        "SELECT body FROM trace_resolutions",
+                        "exception_id",
+                        len(batch),
+                        " ORDER BY seq",
+                    ),
+                    batch,
+                )
+                for (body,) in rows:
+                    resolution = resolution_from_dict(json.loads(body))
+                    resolutions[resolution.exception_id].append(resolution)
+            return [exception_from_dict(b, resolutions[b["exception_id"]]) for b in bodies]
+
+        return await self._run(work)
+
+    async def holds_for(self, epcs: Collection[str]) -> dict[str, set[Hold]]:
+        def work(db: sqlite3.Connection) -> dict[str, list[str]]:
+            found: dict[str, list[str]] = defaultdict(list)
+            for batch in _batches(epcs):
+                rows = db.execute(
+                    _select_in(
+                        "SELECT epc, exception_id FROM trace_exception_epcs", "epc", len(batch)
+                    ),
+                    batch,
+                )
+                for epc, exception_id in rows:
+                    found[epc].append(exception_id)
+            return dict(found)
+
+        by_epc = await self._run(work)
+        ids = {i for found in by_epc.values() for i in found}
+        records = {
+            r.exception_id: r
+            for batch in _batches(ids)
+            for r in await self._exceptions(
+                f"exception_id IN ({_placeholders(len(batch))})", batch, None
+            )
+        }
+        holds: dict[str, set[Hold]] = {}
+        for epc, exception_ids in by_epc.items():
+            kinds = {records[i].hold for i in exception_ids if i in records} - {Hold.NONE}
+            if kinds:
+                holds[epc] = kinds
+        return holds
+
+    # --- recalls ---------------------------------------------------------------------
+
+    async def add_recall(self, recall: RecallRecord) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO trace_recalls (recall_id, gtin, lot, body) VALUES (?, ?, ?, ?)",
+                (recall.recall_id, recall.gtin, recall.lot, json.dumps(recall_to_dict(recall))),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO trace_recall_serials (epc, recall_id) VALUES (?, ?)",
+                [(epc, recall.recall_id) for epc in recall.serials],
+            )
+
+        await self._run(work)
+
+    async def recalled(self, states: Sequence[SerialState]) -> set[str]:
+        def work(db: sqlite3.Connection) -> set[str]:
+            lots = {
+                (gtin, lot)
+                for gtin, lot in db.execute(
+                    "SELECT gtin, lot FROM trace_recalls WHERE lot IS NOT NULL"
+                )
+            }
+            hit = {s.epc for s in states if (s.gtin, s.lot) in lots}
+            for batch in _batches([s.epc for s in states]):
+                rows = db.execute(
+                    _select_in("SELECT DISTINCT epc FROM trace_recall_serials", "epc", len(batch)),
+                    batch,
+                )
+                hit.update(epc for (epc,) in rows)
+            return hit
+
+        return await self._run(work)
+
+    # --- master data -----------------------------------------------------------------
+
+    async def put_products(self, products: Sequence[ProductRecord]) -> None:
+        await self._put("master_products", "gtin", [(p.gtin, p.to_dict()) for p in products])
+
+    async def put_parties(self, parties: Sequence[PartyRecord]) -> None:
+        await self._put("master_parties", "party_id", [(p.party_id, p.to_dict()) for p in parties])
+
+    async def _put(self, table: str, column: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            # Newest master data wins: a sender's later document corrects its earlier one.
+            db.executemany(
+                f"INSERT OR REPLACE INTO {table} ({column}, body) VALUES (?, ?)",  # noqa: S608
+                [(key, json.dumps(body)) for key, body in rows],
+            )
+
+        await self._run(work)
+
+    async def get_products(self, gtins: Collection[str]) -> dict[str, ProductRecord]:
+        rows = await self._get("master_products", "gtin", gtins)
+        return {key: ProductRecord(**body) for key, body in rows.items()}
+
+    async def get_parties(self, party_ids: Collection[str]) -> dict[str, PartyRecord]:
+        rows = await self._get("master_parties", "party_id", party_ids)
+        return {key: PartyRecord(**body) for key, body in rows.items()}
+
+    async def _get(
+        self, table: str, column: str, keys: Collection[str]
+    ) -> dict[str, dict[str, Any]]:
+        def work(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            found: dict[str, dict[str, Any]] = {}
+            for batch in _batches(keys):
+                rows = db.execute(
+                    f"SELECT {column}, body FROM {table} "  # noqa: S608
+                    f"WHERE {column} IN ({_placeholders(len(batch))})",
+                    batch,
+                )
+                found.update((key, json.loads(body)) for key, body in rows)
+            return found
+
+        return await self._run(work)

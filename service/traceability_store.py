@@ -1,0 +1,206 @@
+"""The traceability store port: projection (facts, containment, serial state), exceptions, recalls,
+master data; with the record codecs every adapter shares."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from service.containment import Interval
+from service.exception_records import (
+    ExceptionRecord,
+    ExceptionStatus,
+    ExceptionType,
+    Hold,
+    Resolution,
+)
+from service.master_data import PartyRecord, ProductRecord
+from service.serial_state import ProjectionStore, SerialState, Status
+
+__all__ = [
+    "ExceptionFilter",
+    "RecallRecord",
+    "TraceabilityStore",
+    "exception_from_dict",
+    "exception_to_dict",
+    "interval_from_row",
+    "interval_to_row",
+    "recall_from_dict",
+    "recall_to_dict",
+    "resolution_from_dict",
+    "resolution_to_dict",
+    "state_from_dict",
+    "state_to_dict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecallRecord:
+    """A recall of a lot (``gtin`` + ``lot``) or of a list of serials (with their contents)."""
+
+    recall_id: str
+    created_at: datetime
+    created_by: str
+    reason: str | None = None
+    gtin: str | None = None
+    lot: str | None = None
+    serials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionFilter:
+    type: ExceptionType | None = None
+    status: ExceptionStatus | None = None
+    partner_id: str | None = None
+    identifier: str | None = None
+    limit: int = 100
+
+
+class TraceabilityStore(ProjectionStore, Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def get_states(self, epcs: Collection[str]) -> dict[str, SerialState]: ...
+    async def states_by_lot(self, gtin: str, lot: str) -> list[SerialState]: ...
+
+    async def add_exceptions(self, records: Sequence[ExceptionRecord]) -> list[ExceptionRecord]:
+        """Store new records; a record whose ``key`` is already stored is skipped."""
+        ...
+
+    async def add_resolution(self, resolution: Resolution) -> ExceptionRecord | None: ...
+    async def get_exception(self, exception_id: str) -> ExceptionRecord | None: ...
+    async def list_exceptions(self, query: ExceptionFilter) -> list[ExceptionRecord]: ...
+    async def holds_for(self, epcs: Collection[str]) -> dict[str, set[Hold]]: ...
+
+    async def add_recall(self, recall: RecallRecord) -> None: ...
+    async def recalled(self, states: Sequence[SerialState]) -> set[str]:
+        """The epcs among ``states`` that a recall covers (by serial, or by GTIN and lot)."""
+        ...
+
+    async def put_products(self, products: Sequence[ProductRecord]) -> None: ...
+    async def put_parties(self, parties: Sequence[PartyRecord]) -> None: ...
+    async def get_products(self, gtins: Collection[str]) -> dict[str, ProductRecord]: ...
+    async def get_parties(self, party_ids: Collection[str]) -> dict[str, PartyRecord]: ...
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def state_to_dict(state: SerialState) -> dict[str, Any]:
+    data = {f.name: getattr(state, f.name) for f in fields(state)}
+    for name in ("expiry", "commissioned_at", "last_event_time"):
+        data[name] = _iso(data[name])
+    data["lifecycle"] = state.lifecycle.value
+    data["status"] = state.status.value
+    return data
+
+
+def state_from_dict(data: dict[str, Any]) -> SerialState:
+    values: dict[str, Any] = {f.name: data[f.name] for f in fields(SerialState) if f.name in data}
+    values["expiry"] = date.fromisoformat(data["expiry"]) if data.get("expiry") else None
+    for name in ("commissioned_at", "last_event_time"):
+        values[name] = datetime.fromisoformat(data[name]) if data.get(name) else None
+    values["lifecycle"] = Status(data["lifecycle"])
+    values["status"] = Status(data["status"])
+    return SerialState(**values)
+
+
+def interval_to_row(interval: Interval) -> dict[str, Any]:
+    end = interval.end
+    return {
+        "parent": interval.parent,
+        "child": interval.child,
+        "start_time": interval.start[0].isoformat(),
+        "start_hash": interval.start[1],
+        "end_time": end[0].isoformat() if end else None,
+        "end_hash": end[1] if end else None,
+    }
+
+
+def interval_from_row(row: dict[str, Any]) -> Interval:
+    end = (datetime.fromisoformat(row["end_time"]), row["end_hash"]) if row["end_time"] else None
+    return Interval(
+        parent=row["parent"],
+        child=row["child"],
+        start=(datetime.fromisoformat(row["start_time"]), row["start_hash"]),
+        end=end,
+    )
+
+
+def resolution_to_dict(resolution: Resolution) -> dict[str, Any]:
+    return {
+        "exception_id": resolution.exception_id,
+        "note": resolution.note,
+        "resolved_by": resolution.resolved_by,
+        "resolved_at": resolution.resolved_at.isoformat(),
+        "status": resolution.status.value,
+    }
+
+
+def resolution_from_dict(data: dict[str, Any]) -> Resolution:
+    return Resolution(
+        exception_id=data["exception_id"],
+        note=data["note"],
+        resolved_by=data["resolved_by"],
+        resolved_at=datetime.fromisoformat(data["resolved_at"]),
+        status=ExceptionStatus(data["status"]),
+    )
+
+
+def exception_to_dict(record: ExceptionRecord) -> dict[str, Any]:
+    """The stored form of a record, without its resolutions (those are stored apart)."""
+    return {
+        "exception_id": record.exception_id,
+        "key": record.key,
+        "type": record.type.value,
+        "detail": record.detail,
+        "created_at": record.created_at.isoformat(),
+        "document_id": record.document_id,
+        "partner_id": record.partner_id,
+        "identifiers": list(record.identifiers),
+        "event_hashes": list(record.event_hashes),
+    }
+
+
+def exception_from_dict(
+    data: dict[str, Any], resolutions: Sequence[Resolution] = ()
+) -> ExceptionRecord:
+    return ExceptionRecord(
+        exception_id=data["exception_id"],
+        key=data["key"],
+        type=ExceptionType(data["type"]),
+        detail=data["detail"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        document_id=data.get("document_id"),
+        partner_id=data.get("partner_id"),
+        identifiers=tuple(data.get("identifiers", ())),
+        event_hashes=tuple(data.get("event_hashes", ())),
+        resolutions=tuple(resolutions),
+    )
+
+
+def recall_to_dict(recall: RecallRecord) -> dict[str, Any]:
+    return {
+        "recall_id": recall.recall_id,
+        "created_at": recall.created_at.isoformat(),
+        "created_by": recall.created_by,
+        "reason": recall.reason,
+        "gtin": recall.gtin,
+        "lot": recall.lot,
+        "serials": list(recall.serials),
+    }
+
+
+def recall_from_dict(data: dict[str, Any]) -> RecallRecord:
+    return RecallRecord(
+        recall_id=data["recall_id"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        created_by=data["created_by"],
+        reason=data.get("reason"),
+        gtin=data.get("gtin"),
+        lot=data.get("lot"),
+        serials=tuple(data.get("serials", ())),
+    )
