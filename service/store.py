@@ -1,0 +1,301 @@
+"""The store port: the records the service keeps and the protocol every storage adapter fulfils.
+
+Events are append-only: there is no API to update or delete one. Capture jobs are the only
+records whose fields change (their status), and partners are revoked by setting a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Protocol, Self
+
+if TYPE_CHECKING:
+    from epcis.query import EventQuery
+
+__all__ = [
+    "DEFAULT_PER_PAGE",
+    "BatchResult",
+    "CaptureErrorBehaviour",
+    "CaptureJob",
+    "CaptureProblem",
+    "CaptureSession",
+    "DocumentRecord",
+    "EventIndex",
+    "EventRecord",
+    "EventStore",
+    "Page",
+    "PageRequest",
+    "PartnerRecord",
+    "PartnerRole",
+    "StoreError",
+    "Visibility",
+]
+
+DEFAULT_PER_PAGE = 30
+
+PartnerRole = Literal["operator", "partner", "auditor"]
+CaptureErrorBehaviour = Literal["rollback", "proceed"]
+
+
+class StoreError(Exception):
+    """The storage backend failed or was used outside its contract (not a client error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A received document: its bytes are kept separately, content-addressed by ``sha256``."""
+
+    document_id: str
+    sha256: str
+    size: int
+    format: str
+    sender_partner_id: str
+    received_at: datetime
+    sbdh_instance_id: str | None
+    sbdh_sender: str | None
+    sbdh_receivers: tuple[str, ...]
+    capture_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventIndex:
+    """Everything queries filter on, derived once at capture by ``service.event_index``.
+
+    Identifiers (``epcs``, ``classes``, ``parties`` and the values of ``sources`` and
+    ``destinations``) are ``epcis.identifiers.epc_match_key`` keys; vocabulary values
+    (bizStep, disposition, transaction and source/destination types) are canonical model
+    spellings; ``read_point``/``biz_location`` are match keys too.
+    """
+
+    action: str | None = None
+    biz_step: str | None = None
+    disposition: str | None = None
+    read_point: str | None = None
+    biz_location: str | None = None
+    # (role, key); role is one of epc, child, parent, input, output.
+    epcs: tuple[tuple[str, str], ...] = ()
+    # (role, class key) from the quantity lists; role is one of epc, child, input, output.
+    classes: tuple[tuple[str, str], ...] = ()
+    # (type, value); type is the canonical vocabulary value ("" when the list entry has none).
+    biz_transactions: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+    destinations: tuple[tuple[str, str], ...] = ()
+    # Every party/location key named in a source or destination list (partner visibility).
+    parties: tuple[str, ...] = ()
+    lot: str | None = None
+    expiry: date | None = None
+    error_declared: bool = False
+    error_declaration_time: datetime | None = None
+    transformation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored event; ``hash_id`` (the CBV 2.0 event hash) is its identity."""
+
+    hash_id: str
+    event_id: str
+    event_type: str
+    event_time: datetime
+    record_time: datetime
+    document_id: str | None
+    # Compact JSON of epcis.jsonld_writer.event_to_jsonld(event), eventID and recordTime set.
+    body: bytes
+    index: EventIndex
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureProblem:
+    """An RFC 7807 problem recorded on a capture job."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureJob:
+    """The status object of one capture (EPCIS 2.0 capture job); replaced as it progresses."""
+
+    capture_id: str
+    partner_id: str
+    created_at: datetime
+    capture_error_behaviour: CaptureErrorBehaviour = "rollback"
+    running: bool = True
+    success: bool = True
+    finished_at: datetime | None = None
+    document_id: str | None = None
+    captured: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: tuple[CaptureProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRecord:
+    """A trading partner (or operator/auditor) and the hash of its bearer token."""
+
+    partner_id: str
+    name: str
+    gln: str
+    identifiers: tuple[str, ...]
+    role: PartnerRole
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which events a reader may see.
+
+    ``all`` readers (operators, auditors) see everything. A partner sees the events of the
+    documents it sent and the events naming one of ``identifiers`` (match keys) in a source
+    or destination list.
+    """
+
+    all: bool
+    partner_id: str | None = None
+    identifiers: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def everything(cls) -> Visibility:
+        return cls(all=True)
+
+    @classmethod
+    def for_partner(cls, partner_id: str, identifiers: frozenset[str]) -> Visibility:
+        return cls(all=False, partner_id=partner_id, identifiers=identifiers)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One page of a query: ``token`` is the ``next_token`` of the previous page, if any."""
+
+    per_page: int = DEFAULT_PER_PAGE
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: tuple[EventRecord, ...]
+    next_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What ``add_events`` did: duplicates are events already stored or repeated in the capture."""
+
+    inserted: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(self.inserted + other.inserted, self.duplicates + other.duplicates)
+
+
+class CaptureSession(Protocol):
+    """The events of one document, written atomically when the session is atomic.
+
+    Used as ``async with store.begin_capture(doc) as session``; leaving the block without
+    ``commit()`` (or by an exception) rolls back. The document record is stored with the
+    events on commit.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def add_events(self, records: Sequence[EventRecord]) -> BatchResult: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class EventStore(Protocol):
+    """What the service needs from storage; adapters: SQLite and MongoDB."""
+
+    async def open(self) -> None:
+        """Connect and create the schema and indexes (idempotent)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    # --- documents ------------------------------------------------------------------------
+
+    async def put_document_content(self, sha256: str, chunks: AsyncIterable[bytes]) -> None:
+        """Store bytes under their SHA-256, byte-exact; a second call for the same hash is a
+        no-op. Raises StoreError if the bytes do not hash to ``sha256``."""
+        ...
+
+    def open_document_content(self, sha256: str) -> AsyncIterator[bytes]:
+        """The stored bytes in chunks; raises KeyError if unknown."""
+        ...
+
+    async def get_document(self, document_id: str) -> DocumentRecord | None: ...
+
+    # --- events ---------------------------------------------------------------------------
+
+    def begin_capture(self, document: DocumentRecord, *, atomic: bool = True) -> CaptureSession:
+        """A capture session; with ``atomic=False`` each ``add_events`` batch is durable at
+        once and ``rollback`` only discards the batch in flight."""
+        ...
+
+    async def get_event(self, event_id_or_hash: str, visibility: Visibility) -> EventRecord | None:
+        """The event with this hash ID or (else) this eventID, if visible."""
+        ...
+
+    async def query_events(
+        self, query: EventQuery, visibility: Visibility, page: PageRequest
+    ) -> Page:
+        """Matching events in query order, keyset-paged.
+
+        Raises ``epcis.query.QueryParameterError`` for a token from another query and
+        ``epcis.query.QueryTooLargeError`` when ``maxEventCount`` is exceeded.
+        """
+        ...
+
+    async def count_events(self) -> int: ...
+
+    # --- capture jobs ---------------------------------------------------------------------
+
+    async def put_capture_job(self, job: CaptureJob) -> None:
+        """Insert or replace the job with this capture_id."""
+        ...
+
+    async def get_capture_job(self, capture_id: str) -> CaptureJob | None: ...
+
+    async def list_capture_jobs(
+        self, partner_id: str | None = None, limit: int = 100
+    ) -> Sequence[CaptureJob]:
+        """Newest first; only this partner's jobs when ``partner_id`` is given."""
+        ...
+
+    # --- partners -------------------------------------------------------------------------
+
+    async def add_partner(self, partner: PartnerRecord) -> None:
+        """Raises StoreError if the partner_id or token hash exists."""
+        ...
+
+    async def get_partner(self, partner_id: str) -> PartnerRecord | None: ...
+
+    async def get_partner_by_token_hash(self, token_hash: str) -> PartnerRecord | None:
+        """The partner holding this token, revoked or not (the caller checks revoked_at)."""
+        ...
+
+    async def list_partners(self) -> Sequence[PartnerRecord]: ...
+
+    async def revoke_partner(self, partner_id: str, at: datetime) -> bool:
+        """Set revoked_at; False if no such partner or already revoked."""
+        ...
