@@ -1,0 +1,142 @@
+"""One contract suite for every traceability store adapter (SQLite; MongoDB via mongomock-motor).
+
+mongomock-motor emulates the Motor API in memory: it does not emulate transactions, index
+build options or server-side performance, so those are not covered here. Set
+DSCSA_TEST_MONGODB_URL to run the same suite against a live server too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+
+from service.exception_records import (
+    ExceptionRecord,
+    ExceptionStatus,
+    ExceptionType,
+    Hold,
+    Resolution,
+)
+from service.master_data import PartyRecord, ProductRecord
+from service.mongo_traceability_store import MongoTraceabilityStore
+from service.serial_state import SerialStateProjection, Status
+from service.sqlite_traceability_store import SQLiteTraceabilityStore
+from service.traceability_store import ExceptionFilter, RecallRecord, TraceabilityStore
+from tests.service.dscsa_scenario import CASES, ITEM_GTIN, ITEMS, PALLET, facts, scenario_events
+
+NOW = datetime(2026, 3, 3, tzinfo=UTC)
+BACKENDS = ["sqlite", "mongomock"] + (
+    ["mongodb"] if os.environ.get("DSCSA_TEST_MONGODB_URL") else []
+)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(
+    request: pytest.FixtureRequest, tmp_path: object
+) -> AsyncIterator[TraceabilityStore]:
+    backend: TraceabilityStore
+    client = None
+    if request.param == "sqlite":
+        backend = SQLiteTraceabilityStore(f"{tmp_path}/trace.sqlite")
+    elif request.param == "mongomock":
+        backend = MongoTraceabilityStore(AsyncMongoMockClient()["trace"])
+    else:
+        from pymongo import AsyncMongoClient
+
+        client = AsyncMongoClient(os.environ["DSCSA_TEST_MONGODB_URL"])
+        backend = MongoTraceabilityStore(client[f"trace_{uuid.uuid4().hex}"])
+    await backend.open()
+    yield backend
+    await backend.close()
+    if client is not None:
+        await client.close()
+
+
+def _exception(key: str, kind: ExceptionType, epcs: tuple[str, ...]) -> ExceptionRecord:
+    return ExceptionRecord(
+        exception_id=uuid.uuid4().hex,
+        key=key,
+        type=kind,
+        detail="d",
+        created_at=NOW,
+        partner_id="wholesaler",
+        identifiers=epcs,
+    )
+
+
+async def test_facts_are_stored_once_and_found_by_every_identifier(
+    store: TraceabilityStore,
+) -> None:
+    all_facts = facts(scenario_events())
+    assert len(await store.add_facts(all_facts)) == len(all_facts)
+    assert await store.add_facts(all_facts[:3]) == []
+    found = await store.facts_for([PALLET, "urn:epc:id:sgtin:0.0.nothing"])
+    assert {f.hash_id for f in found[PALLET]} == {
+        f.hash_id for f in all_facts if PALLET in f.names()
+    }
+    assert set(await store.all_fact_epcs()) == {*ITEMS, *CASES, PALLET}
+
+
+async def test_projection_gives_the_same_states_on_every_backend(
+    store: TraceabilityStore,
+) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    states = await store.get_states([*ITEMS, PALLET])
+    assert states[ITEMS[0]].status is Status.DISPENSED
+    assert states[ITEMS[2]].parent == CASES[1]
+    assert await store.children_ever([PALLET]) == set(CASES)
+    by_lot = await store.states_by_lot(ITEM_GTIN, "L1")
+    assert [s.epc for s in by_lot] == sorted(ITEMS)
+
+
+async def test_exceptions_are_deduplicated_and_resolutions_appended(
+    store: TraceabilityStore,
+) -> None:
+    first = _exception("k1", ExceptionType.NEVER_COMMISSIONED, (ITEMS[0],))
+    second = _exception("k2", ExceptionType.NOT_IN_CONTAINER, (ITEMS[0], ITEMS[1]))
+    assert len(await store.add_exceptions([first, second])) == 2
+    assert (
+        await store.add_exceptions([_exception("k1", ExceptionType.NEVER_COMMISSIONED, ())]) == []
+    )
+    assert await store.holds_for([ITEMS[0], ITEMS[1], ITEMS[2]]) == {
+        ITEMS[0]: {Hold.SUSPECT, Hold.QUARANTINED},
+        ITEMS[1]: {Hold.QUARANTINED},
+    }
+    for note in ("checked", "checked again"):
+        await store.add_resolution(Resolution(first.exception_id, note, "ops", NOW))
+    resolved = await store.get_exception(first.exception_id)
+    assert resolved is not None
+    assert [r.note for r in resolved.resolutions] == ["checked", "checked again"]
+    assert resolved.status is ExceptionStatus.RESOLVED
+    assert await store.holds_for([ITEMS[0]]) == {ITEMS[0]: {Hold.QUARANTINED}}
+    assert await store.add_resolution(Resolution("missing", "n", "ops", NOW)) is None
+    open_ = await store.list_exceptions(ExceptionFilter(status=ExceptionStatus.OPEN))
+    assert [r.key for r in open_] == ["k2"]
+    by_epc = await store.list_exceptions(ExceptionFilter(identifier=ITEMS[1]))
+    assert [r.key for r in by_epc] == ["k2"]
+    by_type = await store.list_exceptions(ExceptionFilter(type=ExceptionType.NEVER_COMMISSIONED))
+    assert [r.key for r in by_type] == ["k1"]
+    assert await store.list_exceptions(ExceptionFilter(partner_id="nobody")) == []
+
+
+async def test_recalls_by_lot_and_by_serial(store: TraceabilityStore) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    states = list((await store.get_states([*ITEMS, *CASES, PALLET])).values())
+    assert await store.recalled(states) == set()
+    await store.add_recall(RecallRecord("r1", NOW, "ops", serials=(PALLET,)))
+    assert await store.recalled(states) == {PALLET}
+    await store.add_recall(RecallRecord("r2", NOW, "ops", gtin=ITEM_GTIN, lot="L1"))
+    assert await store.recalled(states) == {PALLET, *ITEMS}
+
+
+async def test_master_data_newest_wins(store: TraceabilityStore) -> None:
+    await store.put_products([ProductRecord(gtin=ITEM_GTIN, class_id="c", name="Old")])
+    await store.put_products([ProductRecord(gtin=ITEM_GTIN, class_id="c", name="New")])
+    await store.put_parties([PartyRecord(party_id="p", name="Pharmacy", city="Brooklyn")])
+    assert (await store.get_products([ITEM_GTIN, "x"]))[ITEM_GTIN].name == "New"
+    assert (await store.get_parties(["p"]))["p"].city == "Brooklyn"
