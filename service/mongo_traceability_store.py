@@ -1,4 +1,4 @@
-"""MongoDB adapter of the traceability store (pymongo's AsyncMongoClient database, or a Motor-like one)."""
+"""MongoDB adapter of the traceability store, on a database object the caller creates."""
 
 from __future__ import annotations
 

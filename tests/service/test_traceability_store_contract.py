@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
@@ -40,7 +41,7 @@ async def store(
     request: pytest.FixtureRequest, tmp_path: object
 ) -> AsyncIterator[TraceabilityStore]:
     backend: TraceabilityStore
-    client = None
+    client: Any = None
     if request.param == "sqlite":
         backend = SQLiteTraceabilityStore(f"{tmp_path}/trace.sqlite")
     elif request.param == "mongomock":
