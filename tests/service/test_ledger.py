@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pytest
 from service.checkpoints import verify_checkpoint
 from service.keys import KeyRing, load_public_key
 from service.ledger import Ledger, LedgerError, LedgerStore
+from service.ledger_verification import verify_ledger
 from service.merkle import verify_consistency, verify_inclusion
 from service.mongo_ledger_store import MongoLedgerStore
 from service.sqlite_ledger_store import SQLiteLedgerStore
@@ -121,3 +122,56 @@ async def test_ledger_proofs_and_signed_checkpoints(
     await reloaded.load()
     assert reloaded.root() == ledger.root()
     assert reloaded.size == 14
+
+
+class DictDigests:
+    """Stand-in for the stores: the digests of records as they are now."""
+
+    def __init__(self, current: dict[tuple[str, str], str]) -> None:
+        self.current = current
+
+    async def digests(self, kind: str, record_ids: Sequence[str]) -> Mapping[str, str]:
+        return {
+            record_id: self.current[(kind, record_id)]
+            for record_id in record_ids
+            if (kind, record_id) in self.current
+        }
+
+
+async def test_verify_finds_changed_and_deleted_records(
+    ledger_store: LedgerStore, tmp_path: Path
+) -> None:
+    keyring = KeyRing(tmp_path / "keys", b"passphrase")
+    keyring.generate()
+    ledger = Ledger(ledger_store)
+    await ledger.append(records(6))
+    await ledger.checkpoint(keyring)
+    current = {(kind, rid): digest for kind, rid, digest in records(6)}
+    key = load_public_key(keyring.public_pem())
+    report = await verify_ledger(ledger_store, DictDigests(current), lambda _: key)
+    assert report.ok
+    assert (report.leaves, report.checkpoints) == (6, 1)
+
+    changed_id = records(6)[1][1]
+    deleted_id = records(6)[4][1]
+    current[("event", changed_id)] = "ff" * 32
+    del current[("event", deleted_id)]
+    report = await verify_ledger(ledger_store, DictDigests(current), lambda _: key)
+    assert [(f.problem, f.leaf_index) for f in report.findings] == [("changed", 1), ("deleted", 4)]
+    assert changed_id in report.findings[0].detail
+
+
+async def test_verify_finds_a_forged_checkpoint_key(
+    ledger_store: LedgerStore, tmp_path: Path
+) -> None:
+    keyring = KeyRing(tmp_path / "keys", b"passphrase")
+    keyring.generate()
+    ledger = Ledger(ledger_store)
+    await ledger.append(records(3))
+    await ledger.checkpoint(keyring)
+    other = KeyRing(tmp_path / "other", b"passphrase")
+    other.generate()
+    wrong_key = load_public_key(other.public_pem())
+    current = {(kind, rid): digest for kind, rid, digest in records(3)}
+    report = await verify_ledger(ledger_store, DictDigests(current), lambda _: wrong_key)
+    assert [f.problem for f in report.findings] == ["checkpoint-signature"]
