@@ -28,6 +28,7 @@ __all__ = [
     "compute_state",
     "effective_status",
     "gtin_of",
+    "load_timeline",
 ]
 
 
@@ -440,6 +441,16 @@ class _Loader:
                 break
             top = above
         return parent, top
+
+
+async def load_timeline(
+    store: ProjectionStore, epc: str
+) -> tuple[list[TimelineEntry], str | None, str | None]:
+    """The timeline of ``epc`` and its current parent and top-level container."""
+    loader = _Loader(store)
+    await loader.load([epc])
+    parent, top = loader.containers_now(epc)
+    return timeline(epc, loader.facts_of, loader.intervals_of), parent, top
 
 
 def _open_parent(intervals: Iterable[Interval]) -> str | None:
