@@ -13,6 +13,10 @@ __all__ = ["main"]
 # ``handler`` (a callable taking the parsed namespace and returning the exit status).
 COMMAND_MODULES = (
     "service.commands.documents",
+    "service.commands.keys",
+    "service.commands.serve",
+    "service.commands.capture",
+    "service.commands.partners",
 )
 
 

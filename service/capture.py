@@ -1,0 +1,421 @@
+"""The capture pipeline shared by ``POST /capture``, ``POST /events`` and ``dscsa capture``.
+
+bytes → spool file (hashed and size-limited as it is written) → detect the format and read
+the head (hostile or foreign input is refused here, before a job exists) → events one batch
+at a time, off the event loop: hash ID, eventID, recordTime, JSON-LD body, index →
+``CaptureSession.add_events`` → document bytes stored → commit. With ``rollback`` any bad
+event aborts the whole document; with ``proceed`` bad events are recorded on the job and the
+rest are stored batch by batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from epcis.errors import DocumentTooLargeError, EPCISError, Problem
+from epcis.event_hash import event_hash, ignored_fields
+from epcis.jsonld_writer import event_to_jsonld
+from epcis.model import DocumentHead, Event
+from epcis.reading import ReadLimits, iter_document
+from service.event_index import index_event
+from service.problems import error_problem
+from service.store import (
+    CaptureErrorBehaviour,
+    CaptureJob,
+    CaptureProblem,
+    DocumentRecord,
+    EventRecord,
+    EventStore,
+)
+
+__all__ = [
+    "BATCH_SIZE",
+    "CHUNK_SIZE",
+    "CaptureTracker",
+    "SpooledDocument",
+    "capture_problem",
+    "document_senders",
+    "event_record",
+    "file_document",
+    "new_job",
+    "read_head",
+    "run_capture",
+    "spool",
+]
+
+CHUNK_SIZE = 256 * 1024
+BATCH_SIZE = 1000
+# A job lists at most this many errors; the count of rejected events stays exact.
+_MAX_JOB_ERRORS = 100
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledDocument:
+    """Received bytes on disk with their SHA-256; ``owned`` files are deleted after capture."""
+
+    path: Path
+    sha256: str
+    size: int
+    owned: bool = True
+
+    def discard(self) -> None:
+        if self.owned:
+            self.path.unlink(missing_ok=True)
+
+
+async def spool(chunks: AsyncIterable[bytes], directory: Path, limit: int) -> SpooledDocument:
+    """Write a body to a spool file, hashing as it goes; never holds the body in memory."""
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}.part"
+    digest, size = hashlib.sha256(), 0
+    handle = await asyncio.to_thread(path.open, "wb")
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(f"the document exceeds {limit} bytes")
+            digest.update(chunk)
+            await asyncio.to_thread(handle.write, chunk)
+    except BaseException:
+        handle.close()
+        path.unlink(missing_ok=True)
+        raise
+    await asyncio.to_thread(handle.close)
+    return SpooledDocument(path, digest.hexdigest(), size)
+
+
+def file_document(path: Path, limit: int) -> SpooledDocument:
+    """A file already on disk (the command line): hashed in place, never deleted."""
+    size = path.stat().st_size
+    if size > limit:
+        raise DocumentTooLargeError(f"{path} exceeds {limit} bytes")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return SpooledDocument(path, digest.hexdigest(), size, owned=False)
+
+
+@contextlib.contextmanager
+def _document_items(
+    document: SpooledDocument, limits: ReadLimits, source: str
+) -> Iterator[Iterator[DocumentHead | Event]]:
+    with document.path.open("rb") as handle:
+        yield iter_document(handle, limits=limits, source_name=source)
+
+
+def read_head(document: SpooledDocument, limits: ReadLimits, source: str) -> DocumentHead:
+    """Detect the format and read the head; raises 400/415 errors for unreadable input."""
+    with _document_items(document, limits, source) as items:
+        head = next(items)
+    if not isinstance(head, DocumentHead):
+        raise EPCISError("reader yielded an event before the document head")
+    return head
+
+
+def document_senders(document: SpooledDocument, limits: ReadLimits, source: str) -> tuple[str, ...]:
+    """Who the document says sent it: SBDH senders, else every event's owning-party source."""
+    with _document_items(document, limits, source) as items:
+        head = next(items)
+        assert isinstance(head, DocumentHead)
+        sbdh = head.header.standard_business_document_header if head.header else None
+        if sbdh is not None and sbdh.sender:
+            return tuple(sender.identifier for sender in sbdh.sender)
+        owners: set[str] = set()
+        for event in items:
+            assert not isinstance(event, DocumentHead)
+            owners.update(s.value for s in event.source_list if s.type == "owning_party")
+        return tuple(sorted(owners))
+
+
+def event_record(
+    event: Event, ignore: frozenset[str], record_time: datetime, document_id: str | None
+) -> EventRecord:
+    """The stored form of one event: hash ID, eventID (given, else the hash), JSON-LD body."""
+    hash_id = event_hash(event, ignore=ignore)
+    stored = event.model_copy(
+        update={"event_id": event.event_id or hash_id, "record_time": record_time}
+    )
+    body = json.dumps(event_to_jsonld(stored, {}), ensure_ascii=False, separators=(",", ":"))
+    return EventRecord(
+        hash_id=hash_id,
+        event_id=stored.event_id or hash_id,
+        event_type=event.type,
+        event_time=event.event_time.astimezone(UTC),
+        record_time=record_time,
+        document_id=document_id,
+        body=body.encode(),
+        index=index_event(stored),
+    )
+
+
+def capture_problem(error: EPCISError, instance: str | None = None) -> CaptureProblem:
+    body = error_problem(error, instance)
+    where = [str(problem) for problem in error.problems if problem.line or problem.path]
+    detail = body["detail"] if not where else f"{body['detail']} ({'; '.join(where[:3])})"
+    return CaptureProblem(
+        type=body["type"],
+        title=body["title"],
+        status=body["status"],
+        detail=detail,
+        instance=instance,
+    )
+
+
+def new_job(partner_id: str, behaviour: CaptureErrorBehaviour) -> CaptureJob:
+    return CaptureJob(
+        capture_id=uuid.uuid4().hex,
+        partner_id=partner_id,
+        created_at=datetime.now(UTC),
+        capture_error_behaviour=behaviour,
+    )
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: list[EventRecord] = field(default_factory=list)
+    problems: list[EPCISError] = field(default_factory=list)
+    done: bool = False
+
+
+class _EventBatches:
+    """Pulls events from the reader a batch at a time; each pull runs in a worker thread."""
+
+    def __init__(
+        self, document: SpooledDocument, limits: ReadLimits, source: str, document_id: str
+    ) -> None:
+        # A cancelled capture's worker thread may still be inside next_batch when close runs.
+        self._lock = threading.Lock()
+        self._stack = contextlib.ExitStack()
+        self._items = self._stack.enter_context(_document_items(document, limits, source))
+        head = next(self._items)
+        assert isinstance(head, DocumentHead)
+        self.head = head
+        self._ignore = ignored_fields(head)
+        self.document_id = document_id
+        self._position = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._stack.close()
+
+    def next_batch(self, size: int) -> _Batch:
+        with self._lock:
+            return self._fill(size)
+
+    def _fill(self, size: int) -> _Batch:
+        batch = _Batch()
+        record_time = datetime.now(UTC)
+        for event in self._items:
+            assert not isinstance(event, DocumentHead)
+            self._position += 1
+            try:
+                batch.records.append(
+                    event_record(event, self._ignore, record_time, self.document_id)
+                )
+            except EPCISError as error:
+                batch.problems.append(_at_event(error, self._position))
+            if len(batch.records) + len(batch.problems) >= size:
+                return batch
+        batch.done = True
+        return batch
+
+
+def _at_event(error: EPCISError, position: int) -> EPCISError:
+    located = tuple(
+        Problem(p.reason, p.source, p.line, p.path or f"event {position}") for p in error.problems
+    )
+    return type(error)(f"event {position}: {error}", located)
+
+
+OnBatch = Callable[[CaptureJob], None]
+
+
+class _Rollback(Exception):
+    """Raised inside the capture session to make it roll back."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    job: CaptureJob
+    errors: list[CaptureProblem] = field(default_factory=list)
+
+    def fail(self, error: EPCISError, instance: str | None) -> None:
+        if len(self.errors) < _MAX_JOB_ERRORS:
+            self.errors.append(capture_problem(error, instance))
+        self.job = replace(self.job, success=False)
+
+    def finished(self) -> CaptureJob:
+        return replace(
+            self.job, running=False, finished_at=datetime.now(UTC), errors=tuple(self.errors)
+        )
+
+
+async def run_capture(
+    store: EventStore,
+    document: SpooledDocument,
+    job: CaptureJob,
+    *,
+    limits: ReadLimits,
+    source: str,
+    instance: str | None = None,
+    on_batch: OnBatch | None = None,
+) -> CaptureJob:
+    """Capture one spooled document into the store; returns (and stores) the finished job.
+
+    ``on_batch(job)`` is called after each batch with the counts so far (progress bars).
+    """
+    progress = _Progress(job)
+    try:
+        batches = await asyncio.to_thread(
+            _EventBatches, document, limits, source, job.document_id or uuid.uuid4().hex
+        )
+    except EPCISError as error:
+        progress.fail(error, instance)
+        return await _finish(store, progress)
+    try:
+        await _capture_batches(store, document, batches, progress, instance, on_batch)
+    except asyncio.CancelledError:
+        progress.fail(
+            EPCISError("the server stopped before this capture finished; it was rolled back"),
+            instance,
+        )
+        _rolled_back(progress, _atomic(job))
+        await _finish(store, progress)
+        raise
+    except Exception:
+        logger.exception("capture %s failed", job.capture_id)
+        progress.fail(EPCISError("the capture failed inside the server"), instance)
+        _rolled_back(progress, _atomic(job))
+    finally:
+        await asyncio.to_thread(batches.close)
+    return await _finish(store, progress)
+
+
+def _atomic(job: CaptureJob) -> bool:
+    return job.capture_error_behaviour == "rollback"
+
+
+async def _finish(store: EventStore, progress: _Progress) -> CaptureJob:
+    finished = progress.finished()
+    await store.put_capture_job(finished)
+    return finished
+
+
+def _document_record(
+    document: SpooledDocument, head: DocumentHead, job: CaptureJob, document_id: str
+) -> DocumentRecord:
+    sbdh = head.header.standard_business_document_header if head.header else None
+    return DocumentRecord(
+        document_id=document_id,
+        sha256=document.sha256,
+        size=document.size,
+        format=head.format.value,
+        sender_partner_id=job.partner_id,
+        received_at=job.created_at,
+        sbdh_instance_id=sbdh.document_identification.instance_identifier if sbdh else None,
+        sbdh_sender=sbdh.sender[0].identifier if sbdh and sbdh.sender else None,
+        sbdh_receivers=tuple(r.identifier for r in sbdh.receiver) if sbdh else (),
+        capture_id=job.capture_id,
+    )
+
+
+async def _capture_batches(
+    store: EventStore,
+    document: SpooledDocument,
+    batches: _EventBatches,
+    progress: _Progress,
+    instance: str | None,
+    on_batch: OnBatch | None,
+) -> None:
+    job = progress.job
+    document_id = batches.document_id
+    record = _document_record(document, batches.head, job, document_id)
+    atomic = _atomic(job)
+    try:
+        async with store.begin_capture(record, atomic=atomic) as session:
+            while True:
+                batch = await asyncio.to_thread(batches.next_batch, BATCH_SIZE)
+                for problem in batch.problems:
+                    progress.fail(problem, instance)
+                if atomic and batch.problems:
+                    raise _Rollback
+                result = await session.add_events(batch.records)
+                progress.job = replace(
+                    progress.job,
+                    document_id=document_id,
+                    captured=progress.job.captured + len(result.inserted),
+                    duplicates=progress.job.duplicates + len(result.duplicates),
+                    rejected=progress.job.rejected + len(batch.problems),
+                )
+                if on_batch is not None:
+                    on_batch(progress.job)
+                if batch.done:
+                    break
+            await store.put_document_content(document.sha256, _file_chunks(document.path))
+            await session.commit()
+    except (_Rollback, EPCISError) as error:
+        if isinstance(error, EPCISError):
+            progress.fail(error, instance)
+        _rolled_back(progress, atomic)
+
+
+def _rolled_back(progress: _Progress, atomic: bool) -> None:
+    if atomic:
+        # Nothing of the document was stored: every event counts as rejected.
+        job = progress.job
+        progress.job = replace(
+            job, captured=0, duplicates=0, rejected=job.captured + job.duplicates + job.rejected
+        )
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+            yield chunk
+    finally:
+        handle.close()
+
+
+class CaptureTracker:
+    """The captures running in the background, so that shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let running captures finish for ``grace_seconds``, then cancel (roll back) the rest."""
+        if not self._tasks:
+            return
+        pending = set(self._tasks)
+        _, still_running = await asyncio.wait(pending, timeout=grace_seconds)
+        for task in still_running:
+            task.cancel()
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.error("capture failed during shutdown: %r", result)

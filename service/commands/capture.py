@@ -1,0 +1,136 @@
+"""``dscsa capture FILE...``: the capture pipeline straight into the configured store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from epcis.errors import EPCISError
+from epcis.reading import ReadLimits
+from service.app import open_store
+from service.capture import capture_problem, file_document, new_job, run_capture
+from service.settings import Settings, SettingsError
+from service.store import CaptureJob, EventStore
+
+__all__ = ["register", "run"]
+
+# Documents captured from the command line are attributed to this sender, not to a partner.
+CLI_SENDER = "local-cli"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "capture",
+        help="capture EPCIS files into the configured store",
+        description="Reads EPCIS 1.2/2.0 XML and 2.0 JSON-LD; an event already stored is "
+        "counted as a duplicate. Exit status 1 when any file had rejected events.",
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--proceed",
+        action="store_true",
+        help="store the good events of a file with bad ones (default: reject the whole file)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_environ()
+    except SettingsError as error:
+        print(f"dscsa capture: {error}", file=sys.stderr)
+        return 2
+    jobs = asyncio.run(_capture_all(settings, args.files, proceed=args.proceed))
+    _print_summary(jobs, as_json=args.json)
+    return 0 if all(job.success for _, job in jobs) else 1
+
+
+async def _capture_all(
+    settings: Settings, files: list[Path], *, proceed: bool
+) -> list[tuple[Path, CaptureJob]]:
+    store = open_store(settings)
+    await store.open()
+    limits = ReadLimits(
+        max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
+    )
+    results = []
+    try:
+        for path in files:
+            results.append((path, await _capture_one(store, path, limits, settings, proceed)))
+    finally:
+        await store.close()
+    return results
+
+
+async def _capture_one(
+    store: EventStore, path: Path, limits: ReadLimits, settings: Settings, proceed: bool
+) -> CaptureJob:
+    job = new_job(CLI_SENDER, "proceed" if proceed else "rollback")
+    try:
+        document = await asyncio.to_thread(file_document, path, settings.capture_file_size_limit)
+    except (OSError, EPCISError) as error:
+        failure = error if isinstance(error, EPCISError) else EPCISError(str(error))
+        return CaptureJob(
+            capture_id=job.capture_id,
+            partner_id=CLI_SENDER,
+            created_at=job.created_at,
+            running=False,
+            success=False,
+            errors=(capture_problem(failure),),
+        )
+    progress = _Progress(path, sys.stderr)
+    try:
+        return await run_capture(
+            store, document, job, limits=limits, source=str(path), on_batch=progress.update
+        )
+    finally:
+        progress.close()
+
+
+class _Progress:
+    """A one-line event counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self, path: Path, stream: TextIO) -> None:
+        self._path = path
+        self._stream = stream
+        self._active = stream.isatty()
+
+    def update(self, job: CaptureJob) -> None:
+        if self._active:
+            done = job.captured + job.duplicates + job.rejected
+            self._stream.write(f"\r{self._path.name}: {done:,} events")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._active:
+            self._stream.write("\n")
+
+
+def _print_summary(jobs: list[tuple[Path, CaptureJob]], *, as_json: bool) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "file": str(path),
+            "captureID": job.capture_id,
+            "success": job.success,
+            "captured": job.captured,
+            "duplicates": job.duplicates,
+            "rejected": job.rejected,
+            "errors": [problem.detail or problem.title for problem in job.errors],
+        }
+        for path, job in jobs
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(
+            f"{row['file']}: captured {row['captured']}, duplicates {row['duplicates']}, "
+            f"rejected {row['rejected']}"
+        )
+        for error in row["errors"]:
+            print(f"  {error}")

@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per resource family; each stays thin (parse, call, serialise)."""
