@@ -1,0 +1,129 @@
+"""Entry points for reading any EPCIS document: format detection, limits and dispatch."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+from epcis.errors import UnsupportedFormatError
+from epcis.model import DocumentFormat, DocumentHead, EPCISDocument, Event
+from epcis.xml_reader import format_of_root, iter_xml, read_xml_document
+from epcis.xml_safety import MAX_PROLOG_BYTES, check_prolog, read_prolog
+
+__all__ = ["ReadLimits", "detect_format", "iter_document", "read_document"]
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """What a reader refuses: bigger documents, more events, deeper or longer content."""
+
+    max_bytes: int = 1 << 30
+    max_events: int = 10_000_000
+    # Nesting of non-standard content (ILMD, user extensions, structured master data).
+    max_depth: int = 64
+    max_text_length: int = 1 << 20
+
+
+def _strip_start(prefix: bytes) -> bytes:
+    for bom in _BOMS:
+        if prefix.startswith(bom):
+            prefix = prefix[len(bom) :]
+            break
+    return prefix.lstrip(b" \t\r\n")
+
+
+def detect_format(prefix: bytes) -> DocumentFormat:
+    """The format of a document from its first bytes (enough to hold the XML root start tag).
+
+    JSON-LD is recognised by a leading ``{``; XML by its root element's namespace. Raises
+    :class:`UnsupportedFormatError` otherwise and :class:`HostileDocumentError` on a DTD.
+    """
+    start = _strip_start(prefix)
+    if start.startswith(b"{"):
+        return DocumentFormat.JSONLD_2_0
+    if not start.startswith(b"<") and not prefix.startswith((b"\xff\xfe<", b"\xfe\xff\x00<")):
+        raise UnsupportedFormatError("neither EPCIS XML nor EPCIS JSON-LD")
+    root = check_prolog(prefix)
+    if root is None:
+        raise UnsupportedFormatError("no XML root element in the first bytes")
+    return format_of_root(root.namespace, root.local_name)
+
+
+def _prefixed(
+    source: BinaryIO | bytes, limits: ReadLimits
+) -> tuple[DocumentFormat, BinaryIO | bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return detect_format(data[:MAX_PROLOG_BYTES]), data
+    head = source.read(4096)
+    if _strip_start(head).startswith(b"{"):
+        return DocumentFormat.JSONLD_2_0, cast(BinaryIO, _Chain(head, source))
+    prefix, _ = read_prolog(cast(BinaryIO, _Chain(head, source)), max_bytes=limits.max_bytes)
+    return detect_format(prefix), cast(BinaryIO, _Chain(prefix, source))
+
+
+class _Chain(io.RawIOBase):
+    """Bytes already read, then the rest of the stream."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size < 0 or size >= len(self._prefix):
+                data, self._prefix = self._prefix, b""
+                if size < 0:
+                    data += self._rest.read()
+            else:
+                data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._rest.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def iter_document(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits = ReadLimits(),
+    source_name: str | None = None,
+) -> Iterator[DocumentHead | Event]:
+    """The :class:`DocumentHead` first, then each event in document order, streamed."""
+    document_format, stream = _prefixed(source, limits)
+    if document_format is DocumentFormat.JSONLD_2_0:
+        from epcis.jsonld_reader import iter_jsonld
+
+        return iter_jsonld(stream, limits=limits, source_name=source_name)
+    return iter_xml(stream, limits=limits, source_name=source_name)
+
+
+def read_document(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits = ReadLimits(),
+    source_name: str | None = None,
+) -> EPCISDocument:
+    """The whole document in memory (XML document-level extensions included in the head)."""
+    document_format, stream = _prefixed(source, limits)
+    if document_format is DocumentFormat.JSONLD_2_0:
+        from epcis.jsonld_reader import iter_jsonld
+
+        items = iter(iter_jsonld(stream, limits=limits, source_name=source_name))
+        first = next(items)
+        assert isinstance(first, DocumentHead)
+        rest = [item for item in items if not isinstance(item, DocumentHead)]
+        return EPCISDocument.model_construct(head=first, events=tuple(rest))
+    head, events = read_xml_document(stream, limits=limits, source_name=source_name)
+    return EPCISDocument.model_construct(head=head, events=tuple(events))
