@@ -6,9 +6,11 @@ records whose fields change (their status), and partners are revoked by setting 
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
@@ -27,14 +29,18 @@ __all__ = [
     "EventRecord",
     "EventStore",
     "Page",
+    "PageCursor",
     "PageRequest",
     "PartnerRecord",
     "PartnerRole",
     "StoreError",
     "Visibility",
+    "from_micros",
+    "to_micros",
 ]
 
 DEFAULT_PER_PAGE = 30
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 PartnerRole = Literal["operator", "partner", "auditor"]
 CaptureErrorBehaviour = Literal["rollback", "proceed"]
@@ -299,3 +305,47 @@ class EventStore(Protocol):
     async def revoke_partner(self, partner_id: str, at: datetime) -> bool:
         """Set revoked_at; False if no such partner or already revoked."""
         ...
+
+
+# --- keyset page tokens (shared by the adapters) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a page ended: the last (sort value, hash_id), how many events were served, and
+    the fingerprint of the query it belongs to."""
+
+    fingerprint: str
+    sort_value: int
+    hash_id: str
+    served: int
+
+    def encode(self) -> str:
+        payload = [self.fingerprint, self.sort_value, self.hash_id, self.served]
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, fingerprint: str) -> PageCursor:
+        """Raises QueryParameterError for a malformed token or one from another query."""
+        from epcis.query import QueryParameterError
+
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            found, sort_value, hash_id, served = json.loads(raw)
+            cursor = cls(str(found), int(sort_value), str(hash_id), int(served))
+        except (ValueError, TypeError):
+            raise QueryParameterError("nextPageToken is not a token this server issued") from None
+        if cursor.fingerprint != fingerprint:
+            raise QueryParameterError("nextPageToken belongs to a different query")
+        return cursor
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch: an exact, sortable integer for a tz-aware time."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
