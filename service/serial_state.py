@@ -76,13 +76,14 @@ class SerialState:
 
 
 def effective_status(state: SerialState, recalled: bool, holds: Collection[Hold]) -> Status:
-    """The status shown to users: an end of life stays; otherwise recall, suspect, quarantine."""
+    """The status shown to users: suspect first (a dispensed serial seen again may be a
+    counterfeit), then an end of life, then recall and quarantine."""
+    if Hold.SUSPECT in holds:
+        return Status.SUSPECT
     if state.status in TERMINAL:
         return state.status
     if recalled:
         return Status.RECALLED
-    if Hold.SUSPECT in holds:
-        return Status.SUSPECT
     if Hold.QUARANTINED in holds:
         return Status.QUARANTINED
     return state.status
@@ -231,7 +232,9 @@ class _Fold:
         end = _END_STEPS.get(facts.biz_step or "") or _END_DISPOSITIONS.get(facts.disposition or "")
         if end is None and facts.event_type == "ObjectEvent" and facts.action == "DELETE":
             end = Status.DECOMMISSIONED
-        if end is not None and lifecycle not in TERMINAL:
+        if state.lifecycle in TERMINAL:
+            lifecycle = state.lifecycle  # no way back from an end of life
+        elif end is not None:
             lifecycle = end
         self.state = replace(
             state,

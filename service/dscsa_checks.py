@@ -1,0 +1,269 @@
+"""DSCSA checks on capture, and the capture hook that keeps serial state and exceptions current.
+
+Two kinds of check:
+
+* document checks (transaction statement, master data, lot and expiry at commissioning) look
+  at one document alone; in strict mode :func:`precheck` runs them before anything is stored
+  and a finding rejects the capture;
+* history checks (never commissioned, duplicate commissioning, event after end of life,
+  packing and unpacking consistency, receipt of what was not shipped to us, lot or expiry
+  disagreeing with commissioning) depend on what else has arrived, and data legitimately
+  arrives out of order, so they are always recorded as exceptions (never rejections).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from epcis.errors import EPCISError, Problem
+from epcis.model import EPCISHeader, EventBase
+from service.containment import EventFacts
+from service.exception_records import (
+    ExceptionRecord,
+    ExceptionStatus,
+    ExceptionType,
+    Finding,
+    Hold,
+    Resolution,
+)
+from service.master_data import extract_master_data
+from service.serial_state import (
+    ProjectionUpdate,
+    SerialStateProjection,
+    gtin_of,
+    load_timeline,
+)
+from service.traceability_store import ExceptionFilter, TraceabilityStore
+
+__all__ = [
+    "CaptureOutcome",
+    "CheckMode",
+    "DSCSACheckFailedError",
+    "document_findings",
+    "on_events_committed",
+    "precheck",
+]
+
+
+class CheckMode(StrEnum):
+    STRICT = "strict"
+    LENIENT = "lenient"
+
+
+class DSCSACheckFailedError(EPCISError):
+    """Strict mode: the document breaks a DSCSA rule and was not stored (422)."""
+
+    problem_type = "epcisException:ValidationException"
+    status = 422
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureOutcome:
+    states_updated: int
+    exceptions: tuple[ExceptionRecord, ...]
+
+
+def _is_sgtin(epc: str) -> bool:
+    return epc.startswith("urn:epc:id:sgtin:") or "/21/" in epc
+
+
+def document_findings(
+    header: EPCISHeader | None,
+    facts: Sequence[EventFacts],
+    known_gtins: Collection[str],
+    known_parties: Collection[str],
+) -> list[Finding]:
+    """Findings about one document alone; ``known_*`` include master data stored earlier."""
+    shipping = [f for f in facts if f.biz_step == "shipping"]
+    findings: list[Finding] = []
+    statement = header.gs1ushc.dscsa_transaction_statement if header and header.gs1ushc else None
+    if shipping and (statement is None or not statement.affirm_transaction_statement):
+        findings.append(
+            Finding(
+                ExceptionType.MISSING_TRANSACTION_STATEMENT,
+                "shipment document without an affirmed DSCSA transaction statement",
+                tuple(sorted({epc for f in shipping for epc in f.names()})),
+                tuple(f.hash_id for f in shipping),
+            )
+        )
+    if shipping:
+        findings.extend(_missing_master_data(facts, shipping, known_gtins, known_parties))
+    for f in facts:
+        if f.biz_step == "commissioning" and f.action == "ADD" and (not f.lot or not f.expiry):
+            items = tuple(epc for epc in f.epcs if _is_sgtin(epc))
+            if items:
+                findings.append(
+                    Finding(
+                        ExceptionType.COMMISSIONING_WITHOUT_LOT_OR_EXPIRY,
+                        f"commissioning of {len(items)} SGTINs without lot number or expiry",
+                        items,
+                        (f.hash_id,),
+                    )
+                )
+    return findings
+
+
+def _missing_master_data(
+    facts: Sequence[EventFacts],
+    shipping: Sequence[EventFacts],
+    known_gtins: Collection[str],
+    known_parties: Collection[str],
+) -> list[Finding]:
+    findings: list[Finding] = []
+    # The shipped serials travel with their commissioning events in the same document.
+    serials = {epc for f in facts for epc in f.names() if _is_sgtin(epc)}
+    missing = sorted({g for epc in serials if (g := gtin_of(epc)) and g not in known_gtins})
+    if missing:
+        findings.append(
+            Finding(
+                ExceptionType.MISSING_PRODUCT_MASTER_DATA,
+                f"no product master data for GTIN {', '.join(missing)}",
+                tuple(sorted(e for e in serials if gtin_of(e) in missing)),
+                tuple(f.hash_id for f in shipping),
+            )
+        )
+    for f in shipping:
+        parties = {v for t, v in (*f.sources, *f.destinations) if t in ("owning_party", "location")}
+        absent = sorted(parties - set(known_parties))
+        if absent:
+            findings.append(
+                Finding(
+                    ExceptionType.MISSING_PARTY_MASTER_DATA,
+                    f"no name and address for {', '.join(absent)}",
+                    tuple(sorted(set(f.names()))),
+                    (f.hash_id,),
+                )
+            )
+    return findings
+
+
+async def _document_findings(
+    store: TraceabilityStore, header: EPCISHeader | None, facts: Sequence[EventFacts]
+) -> list[Finding]:
+    master = extract_master_data(header)
+    gtins = {g for f in facts for epc in f.names() if (g := gtin_of(epc))}
+    parties = {v for f in facts for _, v in (*f.sources, *f.destinations)}
+    known_gtins = {p.gtin for p in master.products} | set(await store.get_products(gtins))
+    known_parties = {p.party_id for p in master.parties} | set(await store.get_parties(parties))
+    return document_findings(header, facts, known_gtins, known_parties)
+
+
+async def precheck(
+    store: TraceabilityStore,
+    header: EPCISHeader | None,
+    events: Sequence[tuple[str, EventBase]],
+    mode: CheckMode,
+) -> list[Finding]:
+    """Strict mode: raise :class:`DSCSACheckFailedError` on any document finding."""
+    facts = [EventFacts.from_event(event, hash_id) for hash_id, event in events]
+    findings = await _document_findings(store, header, facts)
+    if findings and mode is CheckMode.STRICT:
+        raise DSCSACheckFailedError(
+            f"{len(findings)} DSCSA check(s) failed",
+            tuple(Problem(f"{f.type.value}: {f.detail}") for f in findings),
+        )
+    return findings
+
+
+async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts]) -> list[Finding]:
+    findings: list[Finding] = []
+    for receipt in (f for f in facts if f.biz_step == "receiving"):
+        us = {
+            receipt.biz_location,
+            receipt.read_point,
+            receipt.destination("location"),
+            receipt.destination("owning_party"),
+        } - {None}
+        for epc in receipt.epcs:
+            entries, _, _ = await load_timeline(store, epc)
+            shipped = [
+                e.facts
+                for e in entries
+                if e.facts.biz_step == "shipping" and e.facts.key < receipt.key
+            ]
+            last = shipped[-1] if shipped else None
+            to = {last.destination("location"), last.destination("owning_party")} if last else set()
+            if not (to - {None}) & us:
+                findings.append(
+                    Finding(
+                        ExceptionType.RECEIVED_NOT_SHIPPED_TO_US,
+                        f"{epc} received at {', '.join(sorted(str(u) for u in us))} "
+                        "without a shipment to there",
+                        (epc,),
+                        (receipt.hash_id,),
+                    )
+                )
+    return findings
+
+
+async def on_events_committed(
+    store: TraceabilityStore,
+    events: Sequence[tuple[str, EventBase]],
+    *,
+    header: EPCISHeader | None = None,
+    document_id: str | None = None,
+    partner_id: str | None = None,
+) -> CaptureOutcome:
+    """After a capture batch commits: keep master data, project state, record findings.
+
+    ``events`` are ``(hash_id, event)`` pairs of the events this batch stored (duplicates
+    left out or not: facts already known are skipped). Pass the document's header with the
+    first batch of a document so its master data and transaction statement are checked.
+    """
+    master = extract_master_data(header)
+    await store.put_products(master.products)
+    await store.put_parties(master.parties)
+    facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
+    update = await SerialStateProjection(store).apply(facts)
+    batch = {f.hash_id for f in update.inserted}
+    findings = [f for f in update.findings if batch.intersection(f.event_hashes)]
+    if header is not None:
+        findings.extend(await _document_findings(store, header, update.inserted))
+    findings.extend(await _receipt_findings(store, update.inserted))
+    now = datetime.now(UTC)
+    records = [
+        ExceptionRecord(
+            exception_id=uuid.uuid4().hex,
+            key=finding.key,
+            type=finding.type,
+            detail=finding.detail,
+            created_at=now,
+            document_id=document_id,
+            partner_id=partner_id,
+            identifiers=finding.identifiers,
+            event_hashes=finding.event_hashes,
+        )
+        for finding in {f.key: f for f in findings}.values()
+    ]
+    stored = await store.add_exceptions(records)
+    await _close_answered(store, update, now)
+    return CaptureOutcome(len(update.states), tuple(stored))
+
+
+async def _close_answered(
+    store: TraceabilityStore, update: ProjectionUpdate, now: datetime
+) -> None:
+    """A late commissioning event answers an earlier never-commissioned exception."""
+    commissioned = [s for s in update.states if s.commissioning_event is not None]
+    held = await store.holds_for([s.epc for s in commissioned])
+    for state in commissioned:
+        if Hold.SUSPECT not in held.get(state.epc, ()):
+            continue
+        query = ExceptionFilter(
+            type=ExceptionType.NEVER_COMMISSIONED,
+            status=ExceptionStatus.OPEN,
+            identifier=state.epc,
+        )
+        for record in await store.list_exceptions(query):
+            await store.add_resolution(
+                Resolution(
+                    record.exception_id,
+                    f"commissioning event {state.commissioning_event} arrived",
+                    "system",
+                    now,
+                )
+            )
