@@ -19,6 +19,7 @@ from typing import Any
 from epcis.errors import InvalidIdentifierError
 from epcis.identifiers import to_digital_link
 from epcis.model import (
+    EPCIS_EVENT_TYPES,
     AggregationEvent,
     AssociationEvent,
     BizTransaction,
@@ -119,17 +120,25 @@ _SENSOR_VOCABULARY = {
     "component": "https://ref.gs1.org/cbv/Comp-",
 }
 
-_EPC_LISTS = (
-    ("parentID", "parent_id", False),
-    ("epcList", "epc_list", True),
-    ("inputEPCList", "input_epc_list", True),
-    ("childEPCs", "child_epcs", True),
+_ONE, _EPCS, _QUANTITIES = range(3)
+# Identifier fields in canonical order; each event type has a subset.
+_IDENTIFIER_FIELDS = (
+    ("parentID", "parent_id", _ONE),
+    ("epcList", "epc_list", _EPCS),
+    ("inputEPCList", "input_epc_list", _EPCS),
+    ("childEPCs", "child_epcs", _EPCS),
+    ("quantityList", "quantity_list", _QUANTITIES),
+    ("childQuantityList", "child_quantity_list", _QUANTITIES),
+    ("inputQuantityList", "input_quantity_list", _QUANTITIES),
+    ("outputEPCList", "output_epc_list", _EPCS),
+    ("outputQuantityList", "output_quantity_list", _QUANTITIES),
 )
-_QUANTITY_LISTS = (
-    ("quantityList", "quantity_list"),
-    ("childQuantityList", "child_quantity_list"),
-    ("inputQuantityList", "input_quantity_list"),
-)
+# Per event class, looked up once: asking a pydantic model for a field it lacks is slow.
+_FIELDS_OF: dict[type, tuple[tuple[str, str, int], ...]] = {
+    cls: tuple(f for f in _IDENTIFIER_FIELDS if f[1] in cls.model_fields)
+    for cls in EPCIS_EVENT_TYPES.values()
+}
+_HAS_ILMD = frozenset(cls for cls in EPCIS_EVENT_TYPES.values() if "ilmd" in cls.model_fields)
 
 
 def event_hash(
@@ -178,9 +187,10 @@ def prehash_string(event: EventBase, ignore: frozenset[str] = frozenset()) -> st
     out += ("eventTimeZoneOffset=", event.event_time_zone_offset.strip())
     if event.certification_info:
         out += sorted(f"certificationInfo={_value(c)}" for c in event.certification_info)
-    _emit_identifier_lists(event, out)
+    _emit_identifiers(event, out)
     if isinstance(event, TransformationEvent):
-        _emit_transformation(event, out)
+        if event.transformation_id:
+            out += ("transformationID=", _value(event.transformation_id))
     else:
         out += ("action=", _event_action(event))
     if event.biz_step:
@@ -208,32 +218,19 @@ def _event_action(event: EventBase) -> str:
     return action
 
 
-def _emit_identifier_lists(event: EventBase, out: list[str]) -> None:
-    for label, field, is_list in _EPC_LISTS:
-        value = getattr(event, field, None)
+def _emit_identifiers(event: EventBase, out: list[str]) -> None:
+    for label, field, kind in _FIELDS_OF[type(event)]:
+        value = getattr(event, field)
         if not value:
             continue
-        if is_list:
+        if kind == _EPCS:
             out.append(label)
             out += sorted(f"epc={_value(epc)}" for epc in value)
+        elif kind == _QUANTITIES:
+            out.append(label)
+            out += sorted(_quantity(q) for q in value)
         else:
             out += (label, "=", _value(value))
-    for label, field in _QUANTITY_LISTS:
-        quantities = getattr(event, field, ())
-        if quantities:
-            out.append(label)
-            out += sorted(_quantity(q) for q in quantities)
-
-
-def _emit_transformation(event: TransformationEvent, out: list[str]) -> None:
-    if event.output_epc_list:
-        out.append("outputEPCList")
-        out += sorted(f"epc={_value(epc)}" for epc in event.output_epc_list)
-    if event.output_quantity_list:
-        out.append("outputQuantityList")
-        out += sorted(_quantity(q) for q in event.output_quantity_list)
-    if event.transformation_id:
-        out += ("transformationID=", _value(event.transformation_id))
 
 
 def _quantity(element: QuantityElement) -> str:
@@ -393,7 +390,7 @@ def _collect_unordered(event: EventBase, ignore: frozenset[str], rest: list[str]
     ):
         if entries:
             rest.append(label + "".join(sorted(_source_destination(key, e) for e in entries)))
-    ilmd: tuple[XmlElement, ...] | None = getattr(event, "ilmd", None)
+    ilmd: tuple[XmlElement, ...] | None = event.ilmd if type(event) in _HAS_ILMD else None  # type: ignore[attr-defined]
     if ilmd is not None:
         rest.append("ilmd" + _generic_list([_element(e) for e in ilmd]))
     for extension in event.extensions:

@@ -1,0 +1,1 @@
+"""Benchmarks of speed and memory, run by ``make bench`` (never part of the test suite)."""

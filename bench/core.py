@@ -1,0 +1,183 @@
+"""Core benchmarks: reading into models, event hashing and XSD validation, each vs a baseline.
+
+Every figure is a ratio against a baseline measured in the same run on the same file, so the
+numbers travel between machines better than absolute rates do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from bench.generate import generate
+
+__all__ = ["TARGETS", "run"]
+
+OUT = Path(__file__).resolve().parent / "out"
+TARGETS = {
+    "read_ratio_vs_iterparse": ">= 0.25",
+    "read_peak_rss_mb": "< 150",
+    "hash_speedup_vs_reference": ">= 10",
+    "validation_overhead_pct": "<= 30",
+}
+_EVENT_TAGS = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent")
+_HASH_SAMPLE = 2000
+
+_RSS_CHILD = """
+import resource, sys
+from epcis.reading import iter_document
+with open(sys.argv[1], "rb") as stream:
+    count = sum(1 for _ in iter_document(stream)) - 1
+print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _best_of(repeats: int, action: Callable[[], int]) -> tuple[float, int]:
+    """The shortest wall time of ``repeats`` runs, and what the action counted."""
+    best = float("inf")
+    count = 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        count = action()
+        best = min(best, time.perf_counter() - start)
+    return best, count
+
+
+def _iterparse_events(path: Path) -> int:
+    """The baseline: a bare lxml iterparse loop that frees what it has seen."""
+    count = 0
+    for _, element in etree.iterparse(str(path), events=("end",), tag=_EVENT_TAGS):
+        count += 1
+        element.clear(keep_tail=True)
+        parent = element.getparent()
+        while element.getprevious() is not None and parent is not None:
+            del parent[0]
+    return count
+
+
+def _model_events(path: Path) -> int:
+    from epcis.reading import iter_document
+
+    with path.open("rb") as stream:
+        return sum(1 for _ in iter_document(stream)) - 1
+
+
+def _peak_rss_mb(path: Path) -> tuple[int, float]:
+    """Events read and peak RSS (MB) of reading ``path`` in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    count, max_rss_kb = result.stdout.split()
+    return int(count), int(max_rss_kb) / 1024
+
+
+def bench_read(path: Path, repeats: int) -> dict[str, Any]:
+    base_time, base_count = _best_of(repeats, lambda: _iterparse_events(path))
+    model_time, model_count = _best_of(repeats, lambda: _model_events(path))
+    if base_count != model_count:
+        raise AssertionError(f"iterparse saw {base_count} events, the reader {model_count}")
+    return {
+        "events": model_count,
+        "iterparse_events_per_s": round(base_count / base_time),
+        "read_events_per_s": round(model_count / model_time),
+        "read_ratio_vs_iterparse": round(base_time / model_time, 3),
+    }
+
+
+def bench_memory(paths: dict[str, Path]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for label, path in paths.items():
+        count, rss = _peak_rss_mb(path)
+        figures[f"read_peak_rss_mb_{label}"] = round(rss, 1)
+        figures[f"read_peak_rss_events_{label}"] = count
+    return figures
+
+
+def bench_hash(path: Path, repeats: int) -> dict[str, Any]:
+    """Our hash vs epcis_event_hash_generator on the same events; outputs must be equal."""
+    from epcis_event_hash_generator import hash_generator, xml_to_py
+
+    from epcis import event_hash as ours
+    from epcis.reading import read_document
+
+    logging.disable(logging.CRITICAL)  # the reference logs every event at DEBUG/INFO
+    data = path.read_bytes()
+    events = read_document(data).events
+    reference_input = xml_to_py.event_list_from_epcis_document_str(data.decode())
+
+    def ours_pass() -> int:
+        ours._value.cache_clear()  # no credit for values cached by an earlier pass
+        return len([ours.event_hash(e) for e in events])
+
+    our_time, _ = _best_of(repeats, ours_pass)
+    reference_hashes: list[str] = []
+
+    def reference_pass() -> int:
+        reference_hashes[:] = hash_generator.epcis_hashes_from_events(reference_input)
+        return len(reference_hashes)
+
+    reference_time, _ = _best_of(1, reference_pass)
+    our_hashes = [ours.event_hash(e) for e in events]
+    mismatches = sum(a != b for a, b in zip(our_hashes, reference_hashes, strict=True))
+    if mismatches:
+        raise AssertionError(f"{mismatches} of {len(events)} hashes differ from the reference")
+    return {
+        "hash_events": len(events),
+        "hash_events_per_s": round(len(events) / our_time),
+        "reference_events_per_s": round(len(events) / reference_time),
+        "hash_speedup_vs_reference": round(reference_time / our_time, 1),
+        "hash_identical_to_reference": True,
+    }
+
+
+def bench_validation(path: Path, repeats: int) -> dict[str, Any]:
+    """What XSD validation adds to reading the same file into models."""
+    from epcis.validation import validate_xml
+
+    def validate() -> int:
+        problems = validate_xml(path)
+        if problems:
+            raise AssertionError(f"generated file is invalid: {problems[0]}")
+        return 0
+
+    read_time, _ = _best_of(repeats, lambda: _model_events(path))
+    validate_time, _ = _best_of(repeats, validate)
+    return {
+        "validate_events_per_s": round(_model_events(path) / validate_time),
+        "validation_overhead_pct": round(100 * validate_time / read_time, 1),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """All core benchmarks; ``quick`` uses small files (for a smoke run, not for figures)."""
+    sizes = {"small": 10_000} if quick else {"100k": 100_000, "1M": 1_000_000}
+    main_size = next(iter(sizes.values()))
+    repeats = 1 if quick else 3
+    files = {label: generate(OUT / f"dscsa-{n}.xml", n) for label, n in sizes.items()}
+    main_file = next(iter(files.values()))
+    sample = generate(OUT / f"dscsa-{_HASH_SAMPLE}.xml", _HASH_SAMPLE)
+    results: dict[str, Any] = {"file_events": main_size}
+    results |= bench_read(main_file, repeats)
+    results |= bench_memory(files)
+    results |= bench_hash(sample, repeats)
+    results |= bench_validation(main_file, repeats)
+    results["read_peak_rss_mb"] = max(
+        v for k, v in results.items() if k.startswith("read_peak_rss_mb_")
+    )
+    results["targets"] = TARGETS
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv), indent=2))
