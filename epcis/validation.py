@@ -63,6 +63,22 @@ _SAFE_PARSING: dict[str, Any] = {
     "huge_tree": False,
 }
 
+# The elements a document has many of. Freeing them (not every element) once closed keeps the
+# streaming pass's memory flat without a Python call per element.
+_BULKY_ELEMENTS = [
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+    "QuantityEvent",
+    "VocabularyElement",
+]
+
+# libxml2 reports any line past this one as 65535 once a tree has been validated; such a line
+# is left out (the element path still locates the problem exactly).
+_LAST_EXACT_LINE = 65534
+
 _DTD_REFUSED = "document type declarations (DTD, entities, external references) are refused"
 
 
@@ -86,7 +102,9 @@ class XmlSchemaValidator:
 
     def is_valid_stream(self, chunks: Iterator[bytes]) -> bool:
         """Validate while parsing, keeping only the open elements; True when valid."""
-        parser = etree.XMLPullParser(events=("end",), schema=self._schema, **_SAFE_PARSING)
+        parser = etree.XMLPullParser(
+            events=("end",), tag=_BULKY_ELEMENTS, schema=self._schema, **_SAFE_PARSING
+        )
         try:
             for chunk in chunks:
                 parser.feed(chunk)
@@ -100,11 +118,10 @@ class XmlSchemaValidator:
         """Located problems of a parsed document (empty when it is valid)."""
         if self._schema.validate(tree):
             return []
-        problems = [
-            Problem(_tidy(entry.message), source=source, line=entry.line or None, path=entry.path)
+        return [
+            Problem(_tidy(entry.message), source=source, line=_exact(entry.line), path=entry.path)
             for entry in _entries(self._schema.error_log)
         ]
-        return problems
 
     def better_reasons(self, tree: etree._ElementTree) -> dict[int, str]:
         """xmlschema's reasons for incomplete content, keyed by the line of the element."""
@@ -190,7 +207,8 @@ def _locate_problems(
     validator: XmlSchemaValidator, data: bytes, source: str | None
 ) -> list[Problem]:
     try:
-        tree = etree.ElementTree(etree.fromstring(data, _safe_parser()))
+        # parse() rather than fromstring(): only the former records lines past 65535.
+        tree = etree.parse(io.BytesIO(data), _safe_parser())
     except etree.XMLSyntaxError as error:
         return [_syntax_problem(error, source)]
     problems = validator.problems_in_tree(tree, source)
@@ -241,6 +259,10 @@ def _read_elements(parser: etree.XMLPullParser) -> Iterator[tuple[str, etree._El
 def _entries(error_log: Any) -> list[Any]:
     """The first :data:`MAX_PROBLEMS` entries of an lxml error log."""
     return list(error_log)[:MAX_PROBLEMS]
+
+
+def _exact(line: int) -> int | None:
+    return line if 0 < line <= _LAST_EXACT_LINE else None
 
 
 def _line(element: etree._Element) -> int | None:
