@@ -6,7 +6,9 @@ with the local name, XML namespaces are not; the two differ for exactly one GS1 
 ``cbvmda`` (``urn:epcglobal:cbv:mda:`` in JSON-LD, ``urn:epcglobal:cbv:mda`` in XML), which is
 mapped here. A namespace that does not end in a JSON-LD gen-delim (``/``, ``#``, ``:``...),
 such as GS1 US healthcare's ``http://epcis.gs1us.org/hc/ns``, is written as an expanded term
-definition ``{"@id": ns, "@prefix": true}`` so that the XML namespace survives verbatim.
+definition ``{"@id": ns, "@prefix": true}`` so that the XML namespace survives verbatim; so is
+a namespace that a plain prefix would map (an XML namespace ``urn:epcglobal:cbv:mda:``, seen in
+the hash vectors): expanded definitions are always read verbatim.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def context_entry(namespace: str) -> str | dict[str, Any]:
     """How an XML namespace is declared as a JSON-LD prefix so that it reads back unchanged."""
     if namespace == "urn:epcglobal:cbv:mda":
         return "urn:epcglobal:cbv:mda:"
-    if namespace.endswith(_GEN_DELIMS):
+    if namespace.endswith(_GEN_DELIMS) and namespace not in _XML_NAMESPACE_OF_IRI:
         return namespace
     return {"@id": namespace, "@prefix": True}
 

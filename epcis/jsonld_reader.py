@@ -9,7 +9,9 @@ Conventions for what JSON-LD has no standard form for (the writer uses the same 
   elements in no namespace.
 * XML attributes of an extension element go under the key ``"@xmlAttributes"`` (an object of
   qualified attribute name -> string), and the text of an element that also has attributes
-  or children under ``"@xmlText"``. Both keys have the form of a JSON-LD keyword, which JSON-LD
+  or children under ``"@xmlText"``. Extension elements in no namespace where JSON needs a
+  prefix (event, ILMD, header and document level) go under ``"@xmlUnqualified"`` (an object
+  of local name -> value). These keys have the form of a JSON-LD keyword, which JSON-LD
   processors ignore, so they cost nothing to linked-data consumers.
 * ``cbvmda:`` keys are XML namespace ``urn:epcglobal:cbv:mda``; see :mod:`epcis.jsonld_context`.
 * The SBDH is ``epcisHeader["sbdh:StandardBusinessDocumentHeader"]``, an extension-style tree
@@ -38,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO
 
 import ijson  # type: ignore[import-untyped]
 from pydantic import TypeAdapter, ValidationError
@@ -61,6 +63,7 @@ from epcis.model import (
     VocabularyElement,
     XmlElement,
 )
+from epcis.reading import ReadLimits
 from epcis.vocabulary import BIZ_STEPS, DISPOSITIONS, CBVKind, canonical
 
 __all__ = [
@@ -68,11 +71,13 @@ __all__ = [
     "GS1USHC_NS",
     "SBDH_NS",
     "TEXT_KEY",
+    "UNQUALIFIED_KEY",
     "event_from_jsonld",
     "iter_jsonld",
 ]
 
 ATTRIBUTES_KEY = "@xmlAttributes"
+UNQUALIFIED_KEY = "@xmlUnqualified"
 TEXT_KEY = "@xmlText"
 SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 GS1USHC_NS = "http://epcis.gs1us.org/hc/ns"
@@ -123,19 +128,6 @@ def _identifier_functions() -> tuple[Any, Any]:
     return identifiers.canonical_epc, identifiers.canonical_class
 
 
-class ReadLimits(Protocol):
-    """TEMPORARY stand-in for epcis.reading.ReadLimits (structurally the same)."""
-
-    @property
-    def max_bytes(self) -> int: ...
-    @property
-    def max_events(self) -> int: ...
-    @property
-    def max_depth(self) -> int: ...
-    @property
-    def max_text_length(self) -> int: ...
-
-
 # --- prefix scope ----------------------------------------------------------------------
 
 
@@ -175,9 +167,13 @@ def context_prefixes(context: Any, path: str) -> dict[str, str]:
         for term, definition in item.items():
             if term.startswith("@") or ":" in term:
                 continue
-            iri = definition.get("@id") if isinstance(definition, dict) else definition
-            if isinstance(iri, str) and iri:
-                found[term] = xml_namespace(iri)
+            if isinstance(definition, dict):
+                # Expanded definitions are how we write a namespace verbatim.
+                iri = definition.get("@id")
+                if isinstance(iri, str) and iri:
+                    found[term] = iri
+            elif isinstance(definition, str) and definition:
+                found[term] = xml_namespace(definition)
     return found
 
 
@@ -277,6 +273,12 @@ def extension_elements(
     out: list[XmlElement] = []
     for key, value in obj.items():
         if key in known or key == "@context":
+            continue
+        if key == UNQUALIFIED_KEY:
+            for name, item in _object(value, _pointer_join(path, key)).items():
+                if ":" in name:
+                    raise _invalid(f"{name!r} is qualified", _pointer_join(path, key))
+                out.extend(_elements(name, item, scope, _pointer_join(path, key) + _pointer(name)))
             continue
         if ":" not in key:
             raise _invalid(f"unknown field {key!r} (extensions need a prefix)", path)
@@ -506,6 +508,12 @@ def event_from_jsonld(
                 data[key] = _convert_field(key, value, scope, _pointer_join(path, key))
         elif key in _PLAIN_EVENT_KEYS:
             data[key] = value
+    for key in ("readPoint", "bizLocation"):
+        location = obj.get(key)
+        if isinstance(location, dict) and len(location) > 1:
+            data[f"{key}Extensions"] = extension_elements(
+                location, frozenset({"id"}), scope, _pointer_join(path, key)
+            )
     data["extensions"] = extension_elements(obj, _EVENT_KEYS, scope, path)
     try:
         return _event_adapter().validate_python(data)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, BinaryIO, Literal
 
 from epcis.jsonld_context import GS1_CONTEXT_URL, GS1_PREFIXES, GS1_TERMS, context_entry
-from epcis.jsonld_reader import ATTRIBUTES_KEY, GS1USHC_NS, SBDH_NS, TEXT_KEY
+from epcis.jsonld_reader import ATTRIBUTES_KEY, GS1USHC_NS, SBDH_NS, TEXT_KEY, UNQUALIFIED_KEY
 from epcis.model import (
     AggregationEvent,
     AssociationEvent,
@@ -110,13 +110,26 @@ def _element_value(element: XmlElement, prefixes: _Prefixes) -> Any:
         out[ATTRIBUTES_KEY] = {prefixes.clark(k): v for k, v in element.attributes.items()}
     if element.text is not None:
         out[TEXT_KEY] = element.text
-    _put_elements(out, element.children, prefixes)
+    _put_elements(out, element.children, prefixes, top=False)
     return out
 
 
-def _put_elements(out: dict[str, Any], elements: Iterable[XmlElement], prefixes: _Prefixes) -> None:
-    """Elements as keys of ``out``; repeated names become arrays (in first-seen order)."""
+def _put_elements(
+    out: dict[str, Any],
+    elements: Iterable[XmlElement],
+    prefixes: _Prefixes,
+    *,
+    top: bool = True,
+) -> None:
+    """Elements as keys of ``out``; repeated names become arrays (in first-seen order).
+
+    At ``top`` level (where a bare key would be a standard field) elements in no namespace
+    are put under ``UNQUALIFIED_KEY``.
+    """
     for element in elements:
+        if top and element.namespace is None:
+            _put_elements(out.setdefault(UNQUALIFIED_KEY, {}), [element], prefixes, top=False)
+            continue
         key = prefixes.qname(element.namespace, element.name)
         value = _element_value(element, prefixes)
         if key not in out:
@@ -207,10 +220,13 @@ def _common_tail(
             )
             if v
         }
-    if event.read_point is not None:
-        out["readPoint"] = {"id": epc(event.read_point)}
-    if event.biz_location is not None:
-        out["bizLocation"] = {"id": epc(event.biz_location)}
+    for key, location, extensions in (
+        ("readPoint", event.read_point, event.read_point_extensions),
+        ("bizLocation", event.biz_location, event.biz_location_extensions),
+    ):
+        if location is not None:
+            out[key] = {"id": epc(location)}
+            _put_elements(out[key], extensions, prefixes)
     if event.biz_transaction_list:
         out["bizTransactionList"] = [
             {"type": b.type, "bizTransaction": b.value} if b.type else {"bizTransaction": b.value}
@@ -378,7 +394,7 @@ def _vocabularies(vocabularies: tuple[Vocabulary, ...], prefixes: _Prefixes) -> 
                     item: dict[str, Any] = {"id": attribute.id}
                     if attribute.children:
                         item["attribute"] = {}
-                        _put_elements(item["attribute"], attribute.children, prefixes)
+                        _put_elements(item["attribute"], attribute.children, prefixes, top=False)
                     elif attribute.value is not None:
                         item["attribute"] = attribute.value
                     attributes.append(item)
