@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from epcis.errors import DocumentTooLargeError, EPCISError, Problem
+from epcis.errors import DocumentTooLargeError, EPCISError, Problem, SchemaViolationError
 from epcis.event_hash import event_hash, ignored_fields
 from epcis.jsonld_writer import event_to_jsonld
-from epcis.model import DocumentHead, Event
+from epcis.model import DocumentFormat, DocumentHead, Event
 from epcis.reading import ReadLimits, iter_document
+from epcis.validation import validate_xml
 from service.event_index import index_event
 from service.problems import error_problem
 from service.store import (
@@ -118,11 +119,18 @@ def _document_items(
 
 
 def read_head(document: SpooledDocument, limits: ReadLimits, source: str) -> DocumentHead:
-    """Detect the format and read the head; raises 400/415 errors for unreadable input."""
+    """Detect the format, read the head and check XML against our schema (400/415 errors)."""
     with _document_items(document, limits, source) as items:
         head = next(items)
     if not isinstance(head, DocumentHead):
         raise EPCISError("reader yielded an event before the document head")
+    if head.format is not DocumentFormat.JSONLD_2_0:
+        problems = validate_xml(document.path, source_name=source)
+        if problems:
+            raise SchemaViolationError(
+                f"the document does not conform to the EPCIS {head.schema_version} schema",
+                tuple(problems),
+            )
     return head
 
 

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from epcis.errors import EPCISError
 from epcis.reading import ReadLimits
 from service.app import open_store
-from service.capture import capture_problem, file_document, new_job, run_capture
+from service.capture import capture_problem, file_document, new_job, read_head, run_capture
 from service.settings import Settings, SettingsError
 from service.store import CaptureJob, EventStore
 
@@ -73,6 +73,7 @@ async def _capture_one(
     job = new_job(CLI_SENDER, "proceed" if proceed else "rollback")
     try:
         document = await asyncio.to_thread(file_document, path, settings.capture_file_size_limit)
+        await asyncio.to_thread(read_head, document, limits, str(path))
     except (OSError, EPCISError) as error:
         failure = error if isinstance(error, EPCISError) else EPCISError(str(error))
         return CaptureJob(
