@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "service.commands.serve",
     "service.commands.capture",
     "service.commands.partners",
+    "service.commands.traceability",
 )
 
 

@@ -33,8 +33,10 @@ __all__ = ["MongoTraceabilityStore"]
 class MongoTraceabilityStore:
     """Traceability store in one MongoDB database; ``database`` is created by the caller."""
 
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, client: Any = None) -> None:
         self._db = database
+        # Closed with the store when given; a test's or caller's own client is left open.
+        self._client = client
 
     async def open(self) -> None:
         db = self._db
@@ -48,7 +50,8 @@ class MongoTraceabilityStore:
         await db.trace_recalls.create_index([("serials", ASCENDING)])
 
     async def close(self) -> None:
-        """The client belongs to the caller, which closes it."""
+        if self._client is not None:
+            await self._client.close()
 
     # --- projection ------------------------------------------------------------------
 

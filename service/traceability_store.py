@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service.containment import Interval
 from service.exception_records import (
@@ -19,6 +19,9 @@ from service.exception_records import (
 from service.master_data import PartyRecord, ProductRecord
 from service.serial_state import ProjectionStore, SerialState, Status
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 __all__ = [
     "ExceptionFilter",
     "RecallRecord",
@@ -27,6 +30,7 @@ __all__ = [
     "exception_to_dict",
     "interval_from_row",
     "interval_to_row",
+    "open_traceability_store",
     "recall_from_dict",
     "recall_to_dict",
     "resolution_from_dict",
@@ -204,3 +208,20 @@ def recall_from_dict(data: dict[str, Any]) -> RecallRecord:
         lot=data.get("lot"),
         serials=tuple(data.get("serials", ())),
     )
+
+
+def open_traceability_store(settings: Settings) -> TraceabilityStore:
+    """The adapter for the configured store (not yet opened): a SQLite file beside the event
+    store's (``events.sqlite`` -> ``events.traceability.sqlite``), or the same MongoDB database."""
+    if settings.store_scheme == "sqlite":
+        from service.sqlite_traceability_store import SQLiteTraceabilityStore
+
+        path = settings.sqlite_path.with_suffix(".traceability.sqlite")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteTraceabilityStore(path)
+    from pymongo import AsyncMongoClient
+
+    from service.mongo_traceability_store import MongoTraceabilityStore
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store.get_secret_value())
+    return MongoTraceabilityStore(client.get_default_database(), client=client)
