@@ -7,7 +7,6 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 
 from epcis.errors import EPCISError, InvalidIdentifierError
@@ -35,13 +34,17 @@ class UnknownIdentifierError(EPCISError):
     status = 404
 
 
-@cache
 def _identifier_functions() -> tuple[Callable[[str], Any], Callable[[str], str]] | None:
+    # epcis.identifiers is written in parallel: until it offers both, EPC URNs still work.
     try:
         identifiers = importlib.import_module("epcis.identifiers")
-    except ImportError:  # epcis.identifiers is written in parallel; URNs work without it
+    except ImportError:
         return None
-    return identifiers.parse_scan, identifiers.canonical_epc
+    parse_scan = getattr(identifiers, "parse_scan", None)
+    canonical_epc = getattr(identifiers, "canonical_epc", None)
+    if parse_scan is None or canonical_epc is None:
+        return None
+    return parse_scan, canonical_epc
 
 
 def resolve_identifier(text: str) -> str:

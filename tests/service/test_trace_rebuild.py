@@ -40,7 +40,7 @@ def _records() -> list[EventRecord]:
             event_time=f.event_time,
             record_time=datetime.now(UTC),
             document_id="d1",
-            body=json.dumps(event_to_jsonld(e, {})).encode(),
+            body=json.dumps(event_to_jsonld(e, {})).encode(),  # type: ignore[arg-type]
             index=EventIndex(),
         )
         for f, e in zip(facts(events), events, strict=True)
