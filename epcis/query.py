@@ -73,18 +73,22 @@ class QueryTooLargeError(EPCISError):
 # --- identifiers -------------------------------------------------------------------------
 
 
+def _match_key(value: str) -> str:
+    # Imported here until epcis.identifiers lands (written in parallel); then move it up.
+    from epcis.identifiers import epc_match_key  # type: ignore[import-not-found,unused-ignore]
+
+    return epc_match_key(value)  # type: ignore[no-any-return,unused-ignore]
+
+
 def identifier_key(value: str) -> str:
     """The comparison key of an identifier (EPC, location, party, transaction ID).
 
     EPC URNs and GS1 Digital Link URIs of the same thing give the same key; anything that is
     not a GS1 identifier is compared as written (trimmed).
     """
-    # Imported here until epcis.identifiers lands (written in parallel); then move it up.
-    from epcis.identifiers import epc_match_key  # type: ignore[import-not-found,unused-ignore]
-
     value = value.strip()
     try:
-        return epc_match_key(value)  # type: ignore[no-any-return,unused-ignore]
+        return _match_key(value)
     except (InvalidIdentifierError, ValueError):
         return value
 
