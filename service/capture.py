@@ -27,8 +27,9 @@ from epcis.errors import DocumentTooLargeError, EPCISError, Problem, SchemaViola
 from epcis.event_hash import event_hash, ignored_fields
 from epcis.jsonld_writer import event_to_jsonld
 from epcis.model import DocumentFormat, DocumentHead, Event
-from epcis.reading import ReadLimits, iter_document
+from epcis.reading import ReadLimits, detect_format, iter_document
 from epcis.validation import validate_xml
+from epcis.xml_safety import MAX_PROLOG_BYTES
 from service.event_index import index_event
 from service.problems import error_problem
 from service.store import (
@@ -115,11 +116,21 @@ def _document_items(
     document: SpooledDocument, limits: ReadLimits, source: str
 ) -> Iterator[Iterator[DocumentHead | Event]]:
     with document.path.open("rb") as handle:
-        yield iter_document(handle, limits=limits, source_name=source)
+        items = iter_document(handle, limits=limits, source_name=source)
+        try:
+            yield items
+        finally:
+            # Free the parser here, on this thread, not whenever the collector runs.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
 
 def read_head(document: SpooledDocument, limits: ReadLimits, source: str) -> DocumentHead:
     """Detect the format, read the head and check XML against our schema (400/415 errors)."""
+    with document.path.open("rb") as handle:
+        # From the first bytes alone: garbage is a 415, not a malformed-XML 400.
+        detect_format(handle.read(MAX_PROLOG_BYTES))
     with _document_items(document, limits, source) as items:
         head = next(items)
     if not isinstance(head, DocumentHead):
@@ -199,47 +210,96 @@ class _Batch:
     done: bool = False
 
 
-class _EventBatches:
-    """Pulls events from the reader a batch at a time; each pull runs in a worker thread."""
+class _EventReader:
+    """Reads one document in its own thread and hands batches over a bounded queue.
+
+    lxml parser objects must be created, used and freed on one thread (freeing an unfinished
+    iterparse on another thread aborts the process), so the whole read happens in a single
+    dedicated thread; the queue bound keeps memory to a couple of batches.
+    """
 
     def __init__(
         self, document: SpooledDocument, limits: ReadLimits, source: str, document_id: str
     ) -> None:
-        # A cancelled capture's worker thread may still be inside next_batch when close runs.
-        self._lock = threading.Lock()
-        self._stack = contextlib.ExitStack()
-        self._items = self._stack.enter_context(_document_items(document, limits, source))
-        head = next(self._items)
-        assert isinstance(head, DocumentHead)
-        self.head = head
-        self._ignore = ignored_fields(head)
         self.document_id = document_id
-        self._position = 0
+        self._document = document
+        self._limits = limits
+        self._source = source
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[DocumentHead | _Batch | BaseException] = asyncio.Queue(2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="capture-reader", daemon=True)
+        self._thread.start()
 
-    def close(self) -> None:
-        with self._lock:
-            self._stack.close()
+    async def head(self) -> DocumentHead:
+        item = await self._next()
+        assert isinstance(item, DocumentHead)
+        return item
 
-    def next_batch(self, size: int) -> _Batch:
-        with self._lock:
-            return self._fill(size)
+    async def batch(self) -> _Batch:
+        item = await self._next()
+        assert isinstance(item, _Batch)
+        return item
 
-    def _fill(self, size: int) -> _Batch:
-        batch = _Batch()
-        record_time = datetime.now(UTC)
-        for event in self._items:
-            assert not isinstance(event, DocumentHead)
-            self._position += 1
+    async def _next(self) -> DocumentHead | _Batch:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        self._stop.set()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        await asyncio.to_thread(self._thread.join)
+
+    def _put(self, item: DocumentHead | _Batch | BaseException) -> bool:
+        future = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
+        while not self._stop.is_set():
             try:
-                batch.records.append(
-                    event_record(event, self._ignore, record_time, self.document_id)
-                )
+                future.result(timeout=0.2)
+                return True
+            except TimeoutError:
+                continue
+        future.cancel()
+        return False
+
+    def _read(self) -> None:
+        try:
+            with _document_items(self._document, self._limits, self._source) as items:
+                head = next(items)
+                assert isinstance(head, DocumentHead)
+                if not self._put(head):
+                    return
+                ignore, position = ignored_fields(head), 0
+                while not self._stop.is_set():
+                    batch, position = _fill(items, ignore, self.document_id, position)
+                    if not self._put(batch) or batch.done:
+                        return
+        except BaseException as error:
+            self._put(error)
+
+
+def _fill(
+    items: Iterator[DocumentHead | Event], ignore: frozenset[str], document_id: str, position: int
+) -> tuple[_Batch, int]:
+    """The next batch of records; a reader error ends the document as the batch's last problem."""
+    batch = _Batch()
+    record_time = datetime.now(UTC)
+    try:
+        for event in items:
+            assert not isinstance(event, DocumentHead)
+            position += 1
+            try:
+                batch.records.append(event_record(event, ignore, record_time, document_id))
             except EPCISError as error:
-                batch.problems.append(_at_event(error, self._position))
-            if len(batch.records) + len(batch.problems) >= size:
-                return batch
-        batch.done = True
-        return batch
+                batch.problems.append(_at_event(error, position))
+            if len(batch.records) + len(batch.problems) >= BATCH_SIZE:
+                return batch, position
+    except EPCISError as error:
+        batch.problems.append(error)
+    batch.done = True
+    return batch, position
 
 
 def _at_event(error: EPCISError, position: int) -> EPCISError:
@@ -266,6 +326,15 @@ class _Progress:
             self.errors.append(capture_problem(error, instance))
         self.job = replace(self.job, success=False)
 
+    def count(self, captured: int = 0, duplicates: int = 0, rejected: int = 0) -> None:
+        job = self.job
+        self.job = replace(
+            job,
+            captured=job.captured + captured,
+            duplicates=job.duplicates + duplicates,
+            rejected=job.rejected + rejected,
+        )
+
     def finished(self) -> CaptureJob:
         return replace(
             self.job, running=False, finished_at=datetime.now(UTC), errors=tuple(self.errors)
@@ -287,15 +356,9 @@ async def run_capture(
     ``on_batch(job)`` is called after each batch with the counts so far (progress bars).
     """
     progress = _Progress(job)
+    reader = _EventReader(document, limits, source, uuid.uuid4().hex)
     try:
-        batches = await asyncio.to_thread(
-            _EventBatches, document, limits, source, job.document_id or uuid.uuid4().hex
-        )
-    except EPCISError as error:
-        progress.fail(error, instance)
-        return await _finish(store, progress)
-    try:
-        await _capture_batches(store, document, batches, progress, instance, on_batch)
+        await _capture_batches(store, document, reader, progress, instance, on_batch)
     except asyncio.CancelledError:
         progress.fail(
             EPCISError("the server stopped before this capture finished; it was rolled back"),
@@ -309,7 +372,7 @@ async def run_capture(
         progress.fail(EPCISError("the capture failed inside the server"), instance)
         _rolled_back(progress, _atomic(job))
     finally:
-        await asyncio.to_thread(batches.close)
+        await reader.close()
     return await _finish(store, progress)
 
 
@@ -344,30 +407,32 @@ def _document_record(
 async def _capture_batches(
     store: EventStore,
     document: SpooledDocument,
-    batches: _EventBatches,
+    reader: _EventReader,
     progress: _Progress,
     instance: str | None,
     on_batch: OnBatch | None,
 ) -> None:
-    job = progress.job
-    document_id = batches.document_id
-    record = _document_record(document, batches.head, job, document_id)
-    atomic = _atomic(job)
+    atomic = _atomic(progress.job)
+    try:
+        head = await reader.head()
+    except EPCISError as error:
+        progress.fail(error, instance)
+        return
+    record = _document_record(document, head, progress.job, reader.document_id)
     try:
         async with store.begin_capture(record, atomic=atomic) as session:
             while True:
-                batch = await asyncio.to_thread(batches.next_batch, BATCH_SIZE)
+                batch = await reader.batch()
                 for problem in batch.problems:
                     progress.fail(problem, instance)
                 if atomic and batch.problems:
+                    progress.count(rejected=len(batch.records) + len(batch.problems))
                     raise _Rollback
                 result = await session.add_events(batch.records)
-                progress.job = replace(
-                    progress.job,
-                    document_id=document_id,
-                    captured=progress.job.captured + len(result.inserted),
-                    duplicates=progress.job.duplicates + len(result.duplicates),
-                    rejected=progress.job.rejected + len(batch.problems),
+                progress.count(
+                    captured=len(result.inserted),
+                    duplicates=len(result.duplicates),
+                    rejected=len(batch.problems),
                 )
                 if on_batch is not None:
                     on_batch(progress.job)
@@ -375,9 +440,8 @@ async def _capture_batches(
                     break
             await store.put_document_content(document.sha256, _file_chunks(document.path))
             await session.commit()
-    except (_Rollback, EPCISError) as error:
-        if isinstance(error, EPCISError):
-            progress.fail(error, instance)
+            progress.job = replace(progress.job, document_id=reader.document_id)
+    except _Rollback:
         _rolled_back(progress, atomic)
 
 
