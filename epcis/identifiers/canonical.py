@@ -1,0 +1,176 @@
+"""Canonical forms of EPCs and EPC classes for the model, conversions, match keys and patterns."""
+
+from __future__ import annotations
+
+from epcis.errors import InvalidIdentifierError
+from epcis.identifiers.digital_link import (
+    CANONICAL_DOMAIN,
+    digital_link_from_pairs,
+    parse_digital_link,
+)
+from epcis.identifiers.epc_uri import (
+    EPC_CLASS_PREFIX,
+    EPC_ID_PREFIX,
+    EPC_PATTERN_PREFIX,
+    NoEpcFormError,
+    canonical_epc_urn,
+    pairs_from_urn,
+    urn_from_pairs,
+)
+from epcis.identifiers.gs1_key_pairs import KeyPairs, identity_pairs, key_company_prefix_length
+
+__all__ = [
+    "canonical_class",
+    "canonical_epc",
+    "epc_match_key",
+    "epc_pattern_matches",
+    "gs1_key_pairs",
+    "to_digital_link",
+    "to_epc_urn",
+]
+
+_URI_SCHEMES = ("https://", "http://")
+_CLASS_QUALIFIERS = frozenset({"10"})
+
+
+def gs1_key_pairs(value: str) -> KeyPairs | None:
+    """The GS1 key pairs (finest level) of an EPC URN or Digital Link; ``None`` if neither."""
+    value = value.strip()
+    if value.startswith("urn:epc:"):
+        pairs = pairs_from_urn(value)
+    elif value.startswith(_URI_SCHEMES):
+        parsed = parse_digital_link(value)
+        pairs = None if parsed is None else parsed.pairs
+    else:
+        return None
+    return None if pairs is None else identity_pairs(pairs)
+
+
+def canonical_epc(value: str) -> str:
+    """The model's form of an EPC: an EPC URN where the company prefix length is known.
+
+    EPC URNs are kept (validated); a GS1 Digital Link becomes the EPC URN when GS1's data
+    gives the company prefix length, else the canonical Digital Link on id.gs1.org; other
+    URIs are returned unchanged. Raises InvalidIdentifierError for malformed GS1 keys.
+    """
+    if value.startswith(EPC_ID_PREFIX):
+        return canonical_epc_urn(value)
+    value = value.strip()
+    if value.startswith("urn:epc:"):
+        return canonical_epc_urn(value)
+    if not value.startswith(_URI_SCHEMES):
+        return value
+    parsed = parse_digital_link(value)
+    if parsed is None:
+        return value
+    return _preferred_form(identity_pairs(parsed.pairs))
+
+
+def canonical_class(value: str) -> str:
+    """The model's form of an epcClass: LGTIN class URN or SGTIN pattern, else canonical DL."""
+    value = value.strip()
+    if value.startswith((EPC_CLASS_PREFIX, EPC_PATTERN_PREFIX)):
+        return canonical_epc_urn(value)
+    if value.startswith(EPC_ID_PREFIX):
+        raise InvalidIdentifierError(f"an instance EPC is not an EPC class: {value!r}")
+    if not value.startswith(_URI_SCHEMES):
+        return value
+    parsed = parse_digital_link(value)
+    if parsed is None:
+        return value
+    pairs = identity_pairs(parsed.pairs)
+    if pairs[0][0] != "01" or any(ai not in _CLASS_QUALIFIERS for ai, _ in pairs[1:]):
+        raise InvalidIdentifierError(f"not a GTIN or GTIN + lot class: {value!r}")
+    return _preferred_form(pairs)
+
+
+def _preferred_form(pairs: KeyPairs) -> str:
+    length = key_company_prefix_length(pairs)
+    if length is not None:
+        try:
+            return urn_from_pairs(pairs, length)
+        except NoEpcFormError:
+            pass
+    return digital_link_from_pairs(pairs)
+
+
+def to_epc_urn(value: str, *, gcp_length: int | None = None) -> str:
+    """The EPC URN of an EPC URN or Digital Link; other URIs are returned unchanged.
+
+    ``gcp_length`` overrides GS1's prefix data (e.g. from partner master data). Raises
+    InvalidIdentifierError when the key is malformed, when the company prefix length is
+    unknown, or when the key has no URN form (e.g. AI 7040).
+    """
+    value = value.strip()
+    if value.startswith("urn:epc:") and gcp_length is None:
+        return canonical_epc_urn(value)
+    pairs = gs1_key_pairs(value)
+    if pairs is None:
+        return value
+    length = gcp_length if gcp_length is not None else key_company_prefix_length(pairs)
+    if length is None:
+        raise InvalidIdentifierError(f"GS1 company prefix length unknown for {value!r}")
+    return urn_from_pairs(pairs, length)
+
+
+def to_digital_link(value: str, domain: str = CANONICAL_DOMAIN) -> str:
+    """The canonical Digital Link of an EPC URN or Digital Link; other URIs unchanged.
+
+    Canonical as the CBV event hash uses it: numeric AIs, 14-digit GTIN, qualifiers in order,
+    finest level only (no CPV, no lot beside a serial), no query string.
+    """
+    pairs = gs1_key_pairs(value)
+    if pairs is None:
+        return value.strip()
+    return digital_link_from_pairs(pairs, domain)
+
+
+def epc_match_key(value: str) -> str:
+    """The key stores index EPCs under: canonical DL for GS1 keys, else the value as given.
+
+    It needs no company prefix length, so a URN and any Digital Link of one EPC agree.
+    Raises InvalidIdentifierError for malformed GS1 keys.
+    """
+    pairs = gs1_key_pairs(value)
+    if pairs is None:
+        return value.strip()
+    return digital_link_from_pairs(pairs)
+
+
+def epc_pattern_matches(pattern: str, epc: str) -> bool:
+    """Whether ``epc`` (URN or Digital Link) falls under an EPC pattern URI, or equals ``pattern``.
+
+    Pattern fields are literal or ``*``; a ``*`` field may only be followed by ``*`` fields
+    (TDS pattern syntax). A non-pattern ``pattern`` matches by :func:`epc_match_key`.
+    """
+    pattern = pattern.strip()
+    if not pattern.startswith(EPC_PATTERN_PREFIX):
+        try:
+            return epc_match_key(pattern) == epc_match_key(epc)
+        except InvalidIdentifierError:
+            return pattern == epc.strip()
+    scheme, _, body = pattern[len(EPC_PATTERN_PREFIX) :].partition(":")
+    fields = body.split(".")
+    wild = fields.index("*") if "*" in fields else len(fields)
+    if any(field != "*" for field in fields[wild:]):
+        raise InvalidIdentifierError(f"a '*' may only be followed by '*' in {pattern!r}")
+    urn = _urn_for_pattern(epc, scheme, fields[0] if wild > 0 else None)
+    if urn is None:
+        return False
+    candidate = urn.split(":", 4)[4].split(".", len(fields) - 1)
+    return len(candidate) == len(fields) and candidate[:wild] == fields[:wild]
+
+
+def _urn_for_pattern(epc: str, scheme: str, gcp: str | None) -> str | None:
+    """``epc`` as an ``urn:epc:id:<scheme>`` URN split at the pattern's company prefix."""
+    try:
+        pairs = gs1_key_pairs(epc)
+        if pairs is None:
+            return None
+        length = len(gcp) if gcp is not None else key_company_prefix_length(pairs)
+        if length is None or not 6 <= length <= 12:
+            return None
+        urn = urn_from_pairs(pairs, length)
+    except InvalidIdentifierError:
+        return None
+    return urn if urn.startswith(f"{EPC_ID_PREFIX}{scheme}:") else None
