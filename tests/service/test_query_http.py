@@ -35,34 +35,46 @@ async def _query(client: Client, headers: dict[str, str], query: str) -> list[di
     return _events(await response.json())
 
 
-@pytest.mark.parametrize(
-    ("query", "count"),
-    [
-        ("", 8),
-        ("eventType=ObjectEvent", 4),
-        ("eventType=ObjectEvent|AggregationEvent", 8),
-        ("EQ_bizStep=shipping", 1),
-        ("EQ_bizStep=urn:epcglobal:cbv:bizstep:commissioning", 3),
-        ("EQ_bizStep=https://ref.gs1.org/cbv/BizStep-packing", 4),
-        ("EQ_action=OBSERVE", 1),
-        ("EQ_disposition=in_progress", 4),
-        ("MATCH_epc=urn:epc:id:sgtin:030001.0012345.11", 2),
-        ("MATCH_epc=urn:epc:idpat:sgtin:030001.1012345.*", 2),
-        ("MATCH_parentID=urn:epc:id:sscc:030001.41234567890", 1),
-        ("MATCH_anyEPC=urn:epc:id:sscc:030001.41234567890", 3),
-        ("EQ_bizTransaction_po=urn:epcglobal:cbv:bt:0399999999991:XYZPO189", 1),
-        ("EQ_source_owning_party=urn:epc:id:sgln:030001.111111.0", 1),
-        ("EQ_destination_owning_party=urn:epc:id:sgln:039999.999999.0", 1),
-        ("GE_eventTime=2023-04-01T00:00:00Z", 3),
-        ("LT_eventTime=2023-04-01T00:00:00Z", 5),
-        ("EQ_ILMD_cbvmda:lotNumber=A123", 2),
-        ("EXISTS_errorDeclaration=true", 0),
-    ],
-)
-async def test_query_parameters_select_events(
-    client: Client, captured: dict[str, str], query: str, count: int
-) -> None:
-    assert len(await _query(client, captured, f"perPage=100&{query}")) == count
+# One capture, many queries: (query string, number of the example's 8 events it selects).
+QUERIES = [
+    ("", 8),
+    ("eventType=ObjectEvent", 4),
+    ("eventType=ObjectEvent|AggregationEvent", 8),
+    ("EQ_bizStep=shipping", 1),
+    ("EQ_bizStep=urn:epcglobal:cbv:bizstep:commissioning", 3),
+    ("EQ_bizStep=https://ref.gs1.org/cbv/BizStep-packing", 4),
+    ("EQ_action=OBSERVE", 1),
+    ("EQ_disposition=in_progress", 4),
+    ("MATCH_epc=urn:epc:id:sgtin:030001.0012345.11", 2),
+    ("MATCH_epc=urn:epc:idpat:sgtin:030001.1012345.*", 2),
+    ("MATCH_parentID=urn:epc:id:sscc:030001.41234567890", 1),
+    ("MATCH_anyEPC=urn:epc:id:sscc:030001.41234567890", 3),
+    ("EQ_bizTransaction_po=urn:epcglobal:cbv:bt:0399999999991:XYZPO189", 1),
+    ("EQ_source_owning_party=urn:epc:id:sgln:030001.111111.0", 1),
+    ("EQ_destination_owning_party=urn:epc:id:sgln:039999.999999.0", 1),
+    ("GE_eventTime=2023-04-01T00:00:00Z", 3),
+    ("LT_eventTime=2023-04-01T00:00:00Z", 5),
+    ("EQ_ILMD_cbvmda:lotNumber=A123", 2),
+    ("EXISTS_errorDeclaration=true", 0),
+    ("EQ_readPoint=urn:epc:id:sgln:030001.111121.0", 3),
+    ("EQ_bizLocation=urn:epc:id:sgln:030001.111111.0", 5),
+    ("EQ_ILMD_cbvmda:itemExpirationDate=2025-03-27", 2),
+    ("GE_recordTime=2000-01-01T00:00:00Z", 8),
+    ("LT_recordTime=2000-01-01T00:00:00Z", 0),
+]
+
+
+async def test_query_parameters_select_events(client: Client, captured: dict[str, str]) -> None:
+    counts = {
+        query: len(await _query(client, captured, f"perPage=100&{query}")) for query, _ in QUERIES
+    }
+    assert counts == dict(QUERIES)
+
+
+async def test_query_by_event_id(client: Client, captured: dict[str, str]) -> None:
+    (shipping,) = await _query(client, captured, "EQ_bizStep=shipping")
+    found = await _query(client, captured, f"EQ_eventID={quote(shipping['eventID'], safe='')}")
+    assert [event["eventID"] for event in found] == [shipping["eventID"]]
 
 
 async def test_order_by_event_time(client: Client, captured: dict[str, str]) -> None:
