@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["check_digit", "has_valid_check_digit"]
+__all__ = ["check_digit", "has_valid_check_digit", "with_check_digit"]
 
 # Digit sums for weight 3, indexed by the digit: cheaper than int() and a multiply per digit.
 _TIMES_THREE = {str(d): 3 * d for d in range(10)}
@@ -24,3 +24,8 @@ def check_digit(body: str) -> str:
 def has_valid_check_digit(key: str) -> bool:
     """Whether the last digit of the all-digit ``key`` is its GS1 check digit."""
     return len(key) > 1 and key.isascii() and key.isdigit() and check_digit(key[:-1]) == key[-1]
+
+
+def with_check_digit(body: str) -> str:
+    """``body`` followed by its check digit."""
+    return body + check_digit(body)

@@ -25,6 +25,7 @@ __all__ = [
     "KeyPairs",
     "identity_pairs",
     "key_company_prefix_length",
+    "key_pairs_from_values",
     "validate_pairs",
 ]
 
@@ -169,3 +170,20 @@ def key_company_prefix_length(pairs: KeyPairs) -> int | None:
     """The GS1 Company Prefix length of the primary key, when GS1's data knows it."""
     ai, value = pairs[0]
     return company_prefix_length(value[_PREFIX_OFFSET.get(ai, 0) :])
+
+
+def key_pairs_from_values(values: dict[str, str]) -> KeyPairs:
+    """The GS1 key in a set of AI values (e.g. one barcode), qualifiers in Digital Link order.
+
+    The primary key is the first AI of ``values`` that is one; AIs that do not qualify it
+    (dates, quantities...) are left out.
+    """
+    primary = next((ai for ai in values if ai in PRIMARY_KEYS), None)
+    if primary is None:
+        raise InvalidIdentifierError(f"no GS1 primary key among AIs {', '.join(values)}")
+    qualifiers: list[tuple[str, str]] = []
+    for sequence in _SEQUENCES.get(primary, ()):
+        qualifiers = [(ai, values[ai]) for ai in sequence if ai in values]
+        if qualifiers:
+            break
+    return validate_pairs(((primary, values[primary]), *qualifiers))
