@@ -125,6 +125,9 @@ _SELECT_EVENT = (
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 30000")
+    # A large writer cache keeps random index inserts (hash_id, event_keys) off the disk;
+    # readers mostly probe indexes and share the OS page cache, so theirs stays small.
+    connection.execute(f"PRAGMA cache_size = {-16384 if read_only else -65536}")
     if read_only:
         connection.execute("PRAGMA query_only = ON")
     else:
