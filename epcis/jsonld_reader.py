@@ -45,7 +45,12 @@ from typing import IO, Any, BinaryIO
 import ijson  # type: ignore[import-untyped]
 from pydantic import TypeAdapter, ValidationError
 
-from epcis.errors import DocumentTooLargeError, InvalidDocumentError, Problem
+from epcis.errors import (
+    DocumentTooLargeError,
+    InvalidDocumentError,
+    InvalidIdentifierError,
+    Problem,
+)
 from epcis.jsonld_context import GS1_PREFIXES, xml_namespace
 from epcis.model import (
     ContactInformation,
@@ -509,7 +514,10 @@ def event_from_jsonld(
     for key, value in obj.items():
         if key in _CONVERTED_KEYS:
             if value is not None:
-                data[key] = _convert_field(key, value, scope, _pointer_join(path, key))
+                try:
+                    data[key] = _convert_field(key, value, scope, _pointer_join(path, key))
+                except InvalidIdentifierError as error:
+                    raise _invalid(str(error), _pointer_join(path, key)) from None
         elif key in _PLAIN_EVENT_KEYS:
             data[key] = value
     for key in ("readPoint", "bizLocation"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from epcis.identifiers import canonical_class, canonical_epc
 from epcis.jsonld_reader import iter_jsonld
 from epcis.model import (
     Action,
@@ -58,12 +59,16 @@ def _model(cls: Any, **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]
 
 _names = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,8}", fullmatch=True)
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12)
+# Identifiers in the model's canonical form, whatever epcis.identifiers makes of them.
 _epcs = st.sampled_from(
     [
-        "urn:epc:id:sgtin:0614141.107346.2017",
-        "urn:epc:id:sscc:0614141.1234567890",
-        "https://id.gs1.org/01/09520123456788/21/12345",
-        "urn:epc:id:sgln:0614141.07346.1234",
+        canonical_epc(value)
+        for value in (
+            "urn:epc:id:sgtin:0614141.107346.2017",
+            "urn:epc:id:sscc:0614141.1234567890",
+            "https://id.gs1.org/01/09520123456788/21/12345",
+            "urn:epc:id:sgln:0614141.07346.1234",
+        )
     ]
 )
 _times = st.datetimes(
@@ -99,7 +104,7 @@ def _unique_names(elements: list[XmlElement]) -> tuple[XmlElement, ...]:
 _quantities = st.lists(
     _model(
         QuantityElement,
-        epc_class=st.just("urn:epc:class:lgtin:4012345.012345.998877"),
+        epc_class=st.just(canonical_class("urn:epc:class:lgtin:4012345.012345.998877")),
         quantity=st.none() | st.decimals(min_value=0, max_value=10**6, places=2),
         uom=st.none() | st.sampled_from(["KGM", "EA"]),
     ),
