@@ -111,3 +111,11 @@ def _event(**fields: object) -> ObjectEvent:
         action="OBSERVE",
         **fields,
     )
+
+
+def test_epc_format_option_and_reading_back() -> None:
+    event = _event(epc_list=("urn:epc:id:sgtin:0614141.107346.2017",))
+    as_dl = event_to_jsonld(event, {}, epc_format="digital-link")
+    assert as_dl["epcList"] == ["https://id.gs1.org/01/10614141073464/21/2017"]
+    assert event_to_jsonld(event, {}, epc_format="urn")["epcList"] == list(event.epc_list)
+    assert event_from_jsonld(as_dl, {}) == event
