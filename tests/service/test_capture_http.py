@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app, open_store
+from service.handlers.capture import capture_job_json
+from service.settings import Settings
 from service.state import SETTINGS, STORE
 from tests.service.conftest import PARTNER_FIXTURES, Client, capture, wait_for_job
 
@@ -96,7 +103,7 @@ async def test_a_body_over_the_size_limit_is_413(client: Client, operator: dict[
 async def test_a_streamed_body_over_the_size_limit_is_413(
     client: Client, operator: dict[str, str]
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(40):
             yield b" " * 8192
 
@@ -193,3 +200,41 @@ async def test_post_events_refuses_another_partners_event(
 ) -> None:
     response = await client.post("/events", data=SINGLE_EVENT, headers=wholesaler)
     assert response.status == 403
+
+
+async def _reopened_store_state(settings: Settings, capture_id: str) -> tuple[dict[str, Any], int]:
+    store = open_store(settings)
+    await store.open()
+    try:
+        job = await store.get_capture_job(capture_id)
+        assert job is not None
+        return capture_job_json(job), await store.count_events()
+    finally:
+        await store.close()
+
+
+async def test_shutdown_lets_a_running_capture_finish(
+    client: Client, settings: Settings, operator: dict[str, str], pharma_example: bytes
+) -> None:
+    response = await client.post("/capture", data=pharma_example, headers=operator)
+    capture_id = response.headers["Location"].rsplit("/", 1)[1]
+    await client.close()
+    job, count = await _reopened_store_state(settings, capture_id)
+    assert (job["running"], job["success"], count) == (False, True, 8)
+
+
+async def test_shutdown_without_grace_rolls_a_capture_back_whole(
+    aiohttp_client: AiohttpClient, settings: Settings, pharma_example: bytes
+) -> None:
+    impatient = settings.model_copy(update={"shutdown_timeout": 0.0})
+    client = await aiohttp_client(create_app(impatient))
+    token = impatient.operator_token_path.read_text().strip()
+    response = await client.post(
+        "/capture", data=pharma_example, headers={"Authorization": f"Bearer {token}"}
+    )
+    capture_id = response.headers["Location"].rsplit("/", 1)[1]
+    await client.close()
+    job, count = await _reopened_store_state(impatient, capture_id)
+    assert job["running"] is False
+    # Never half-written: either the capture had finished, or nothing of it is stored.
+    assert (job["success"], count) in {(True, 8), (False, 0)}
