@@ -162,8 +162,16 @@ def epc_pattern_matches(pattern: str, epc: str) -> bool:
 
 
 def _urn_for_pattern(epc: str, scheme: str, gcp: str | None) -> str | None:
-    """``epc`` as an ``urn:epc:id:<scheme>`` URN split at the pattern's company prefix."""
+    """``epc`` as an ``urn:epc:id:<scheme>`` URN; a Digital Link split at the pattern's prefix.
+
+    A URN keeps its own split: a pattern with a 7-digit prefix never matches a URN whose
+    prefix has 6 digits, even if the digits line up.
+    """
     try:
+        epc = epc.strip()
+        if epc.startswith(EPC_ID_PREFIX):
+            urn = canonical_epc_urn(epc)
+            return urn if urn.startswith(f"{EPC_ID_PREFIX}{scheme}:") else None
         pairs = gs1_key_pairs(epc)
         if pairs is None:
             return None
