@@ -29,14 +29,9 @@ def open_store(settings: Settings) -> EventStore:
         from service.sqlite_store import SQLiteEventStore
 
         return SQLiteEventStore(settings.sqlite_path, data_dir=settings.data_dir)
-    from pymongo import AsyncMongoClient
-
     from service.mongo_store import MongoEventStore
 
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.store.get_secret_value()
-    )
-    return MongoEventStore(client.get_default_database(), client=client)
+    return MongoEventStore.from_url(settings.store.get_secret_value())
 
 
 def _store_context(store: EventStore | None) -> object:
