@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 from epcis.errors import EPCISError, InvalidIdentifierError
+from epcis.identifiers import epc_match_key
 from epcis.model import (
     AggregationEvent,
     AssociationEvent,
@@ -73,13 +74,6 @@ class QueryTooLargeError(EPCISError):
 # --- identifiers -------------------------------------------------------------------------
 
 
-def _match_key(value: str) -> str:
-    # Imported here until epcis.identifiers lands (written in parallel); then move it up.
-    from epcis.identifiers import epc_match_key  # type: ignore[import-not-found,unused-ignore]
-
-    return epc_match_key(value)  # type: ignore[no-any-return,unused-ignore]
-
-
 def identifier_key(value: str) -> str:
     """The comparison key of an identifier (EPC, location, party, transaction ID).
 
@@ -88,7 +82,7 @@ def identifier_key(value: str) -> str:
     """
     value = value.strip()
     try:
-        return _match_key(value)
+        return epc_match_key(value)
     except (InvalidIdentifierError, ValueError):
         return value
 

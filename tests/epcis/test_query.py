@@ -231,3 +231,19 @@ def test_epc_filter_without_keys_accepts_nothing() -> None:
     )
     assert not matches(EventQuery(match_epc=EpcFilter()), event)
     assert matches(EventQuery(), event)
+
+
+def test_urn_and_digital_link_spellings_select_alike() -> None:
+    urn = parse_query_params(
+        {
+            "MATCH_epc": "urn:epc:id:sgtin:030001.0012345.11",
+            "EQ_readPoint": "urn:epc:id:sgln:030001.111121.0",
+        }
+    )
+    link = parse_query_params(
+        {
+            "MATCH_epc": "https://id.gs1.org/01/00300010123455/21/11",
+            "EQ_readPoint": "https://id.gs1.org/414/0300011111215",
+        }
+    )
+    assert urn == link

@@ -40,7 +40,8 @@ PARTNER_B = "partner-b"
 SOURCES: tuple[tuple[Path, str], ...] = (
     (CAPTURE_DOCUMENTS / "GS1_US_Pharma_Example_2_2_1_1.xml", PARTNER_A),
     (ROOT / "fixtures/epcis/dscsa-shipment.jsonld", PARTNER_A),
-    (CAPTURE_DOCUMENTS / "All_eventTypes_in_single_document.xml", PARTNER_B),
+    (CAPTURE_DOCUMENTS / "AssociationEvent.xml", PARTNER_B),
+    (CAPTURE_DOCUMENTS / "AggregationEvent.xml", PARTNER_B),
     (CAPTURE_DOCUMENTS / "ObjectEvent_with_baseExtension_errorDeclaration.xml", PARTNER_B),
     (CAPTURE_DOCUMENTS / "ObjectEvent_all_possible_fields.xml", PARTNER_B),
     (CAPTURE_DOCUMENTS / "TransformationEvent_all_possible_fields.xml", PARTNER_B),
