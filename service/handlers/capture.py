@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -128,7 +129,7 @@ def capture_job_json(job: CaptureJob) -> dict[str, Any]:
         "success": job.success,
         "captureErrorBehaviour": job.capture_error_behaviour,
         "errors": [
-            {key: value for key, value in vars_of(problem).items() if value is not None}
+            {key: value for key, value in asdict(problem).items() if value is not None}
             for problem in job.errors
         ],
         "captured": job.captured,
@@ -138,10 +139,6 @@ def capture_job_json(job: CaptureJob) -> dict[str, Any]:
     if job.finished_at is not None:
         body["finishedAt"] = job.finished_at.isoformat()
     return body
-
-
-def vars_of(problem: Any) -> dict[str, Any]:
-    return {name: getattr(problem, name) for name in problem.__slots__}
 
 
 def _visible_job(job: CaptureJob | None, principal: Principal) -> CaptureJob:
