@@ -63,8 +63,13 @@ def urn_unescape(value: str, what: str) -> str:
 
 
 def dl_escape(value: str) -> str:
-    """A Digital Link path or query value: everything outside RFC 3986 unreserved encoded."""
-    return quote(value, safe="")
+    """A Digital Link path or query value, percent-encoded.
+
+    Everything outside RFC 3986 unreserved is encoded except ``'``, ``;`` and ``=``: those
+    sub-delimiters are legal in a path segment, and the CBV 2.0 event hash reference (GS1's
+    test vectors) leaves them raw, so hashes depend on it.
+    """
+    return quote(value, safe="';=")
 
 
 def dl_unescape(value: str, what: str) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,7 +71,7 @@ def test_urn_to_digital_link_and_back(urn: str, dl: str) -> None:
 def test_upui_keeps_escaped_third_party_serial() -> None:
     urn = "urn:epc:id:upui:1234567.089456.51qIgY)%3C%26Jp3*j7'SDB"
     dl = to_digital_link(urn)
-    assert dl == f"{ID}/01/01234567894560/235/51qIgY%29%3C%26Jp3%2Aj7%27SDB"
+    assert dl == f"{ID}/01/01234567894560/235/51qIgY%29%3C%26Jp3%2Aj7'SDB"
     assert to_epc_urn(dl, gcp_length=7) == urn
 
 
@@ -277,3 +281,16 @@ def test_sscc_and_sgln_round_trip(length: int, digits: str, extension: str) -> N
     assert to_epc_urn(to_digital_link(sgln), gcp_length=length) == sgln
     gln = with_check_digit(digits[:12])
     assert urn_to_element_string(sgln, hri=False).startswith(f"414{gln}")
+
+
+_VECTORS = Path("/work/shared/reference/data/event-hash-vectors/tests/examples")
+
+
+def test_canonical_digital_links_match_the_event_hash_reference() -> None:
+    """Every EPC of GS1's normalisation vector maps to the Digital Link its pre-hash shows."""
+    document = json.loads((_VECTORS / "epclist_normalisation.jsonld").read_text())
+    epcs = document["epcisBody"]["eventList"][0]["epcList"]
+    prehash = (_VECTORS / "epclist_normalisation.prehashes").read_text().replace("\n", "")
+    expected = set(re.findall(r"epc=(.*?)(?=epc=|action=)", prehash))
+    assert len(epcs) == 23
+    assert {to_digital_link(epc) for epc in epcs} == expected
