@@ -263,6 +263,11 @@ class MongoEventStore:
     def events(self) -> Any:
         return self._events
 
+    @property
+    def database(self) -> Database:
+        """The database, for adapters of other ports kept beside the events (ledger, state)."""
+        return self._database
+
     async def open(self) -> None:
         await self._events.create_index("hash_id", unique=True)
         await self._events.create_index("event_id")
