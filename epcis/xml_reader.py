@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lxml import etree
@@ -39,6 +38,7 @@ from epcis.errors import (
     Problem,
     UnsupportedFormatError,
 )
+from epcis.identifiers import canonical_class, canonical_epc
 from epcis.model import (
     EPCIS_EVENT_TYPES,
     Action,
@@ -134,28 +134,11 @@ def format_of_root(namespace: str | None, local_name: str) -> DocumentFormat:
 # --- identifiers -------------------------------------------------------------------------
 
 
-def _canonical_epc(value: str) -> str:
-    return str(_identifier_functions()[0](value))
-
-
-def _canonical_class(value: str) -> str:
-    return str(_identifier_functions()[1](value))
-
-
-@cache
-def _identifier_functions() -> tuple[Any, Any]:
-    try:
-        from epcis import identifiers  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # TEMPORARY: until epcis.identifiers lands, identifiers pass as-is
-        return str, str
-    return identifiers.canonical_epc, identifiers.canonical_class
-
-
 def _maybe_location(value: str) -> str:
     """Location-like ids (readPoint, source...) canonical when they are GS1 keys, else as given."""
     if value.startswith("urn:epc:id:") or _DIGITAL_LINK_KEY.match(value):
         try:
-            return _canonical_epc(value)
+            return canonical_epc(value)
         except InvalidIdentifierError:
             return value
     return value
@@ -298,7 +281,7 @@ def _epc_list(element: etree._Element, ctx: _Context) -> tuple[str, ...]:
             continue
         if child.tag != "epc":
             raise _ContentError(f"unexpected element {child.tag} in an EPC list", child)
-        epcs.append(_identifier(_text(child, ctx.limits), child, _canonical_epc))
+        epcs.append(_identifier(_text(child, ctx.limits), child, canonical_epc))
     return tuple(epcs)
 
 
@@ -322,7 +305,7 @@ def _quantity_list(element: etree._Element, ctx: _Context) -> tuple[QuantityElem
         for part in child:
             tag = part.tag
             if tag == "epcClass":
-                epc_class = _identifier(_text(part, ctx.limits), part, _canonical_class)
+                epc_class = _identifier(_text(part, ctx.limits), part, canonical_class)
             elif tag == "quantity":
                 if part.get(XSI_NIL) not in ("true", "1"):
                     quantity = _decimal(_text(part, ctx.limits), part)
@@ -585,7 +568,7 @@ def _cbv(kind: vocabulary.CBVKind) -> Callable[[etree._Element, _Context], str]:
 
 
 def _epc(element: etree._Element, ctx: _Context) -> str:
-    return _identifier(_text(element, ctx.limits), element, _canonical_epc)
+    return _identifier(_text(element, ctx.limits), element, canonical_epc)
 
 
 def _ilmd(element: etree._Element, ctx: _Context) -> tuple[XmlElement, ...]:
@@ -900,7 +883,9 @@ def _iter(
         for action, element in safe_iterparse(reader, events=("start", "end"), tag=_TAGS):
             yield from _step(state, action, element)
     except etree.XMLSyntaxError as error:
-        problem = Problem(f"malformed XML: {error.msg}", source=source_name, line=error.lineno)
+        problem = Problem(
+            f"malformed XML: {error.msg}", source=source_name, line=error.lineno or None
+        )
         raise InvalidDocumentError(str(problem), (problem,)) from error
     if state.head is None:
         raise InvalidDocumentError("EPCIS document without EPCISBody")

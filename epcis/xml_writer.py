@@ -16,16 +16,16 @@ versions (the 2.0 XSD has no slot for them; dropping them would lose the DSCSA s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any, BinaryIO, Literal
 
 from lxml import etree
 
 from epcis import vocabulary
 from epcis.errors import InvalidIdentifierError
+from epcis.identifiers import to_epc_urn
 from epcis.model import (
     AggregationEvent,
     AssociationEvent,
@@ -63,15 +63,6 @@ _DEFAULT_PREFIXES = {
 Version = Literal["1.2", "2.0"]
 
 
-@cache
-def _identifier_functions() -> Callable[[str], str]:
-    try:
-        from epcis import identifiers  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # TEMPORARY: until epcis.identifiers lands, identifiers pass as-is
-        return str
-    return identifiers.to_epc_urn  # type: ignore[no-any-return]
-
-
 def format_time(value: datetime) -> str:
     """xsd:dateTime with the value's own offset (``Z`` for UTC), milliseconds when exact."""
     spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
@@ -102,7 +93,7 @@ class _Writer:
         for uri, prefix in _DEFAULT_PREFIXES.items():
             if prefix not in self._root:
                 self.prefixes.setdefault(uri, prefix)
-        self._to_urn = _identifier_functions() if version == "1.2" else None
+        self._urn = version == "1.2"
 
     def root_nsmap(self) -> dict[str | None, str]:
         """The sender's own root declarations (round trips keep them), plus ``epcis``."""
@@ -132,11 +123,11 @@ class _Writer:
         return vocabulary.to_web_uri(kind, value)
 
     def epc(self, value: str) -> str:
-        if self._to_urn is None or value.startswith("urn:"):
+        if not self._urn or value.startswith("urn:"):
             return value
         try:
-            return self._to_urn(value)
-        except (InvalidIdentifierError, ValueError):
+            return to_epc_urn(value)
+        except InvalidIdentifierError:
             return value  # no URN form (unknown company prefix length): keep the Digital Link
 
     # -- generic elements --
