@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
 from epcis.jsonld_writer import write_jsonld
-from epcis.model import DocumentFormat, DocumentHead
+from epcis.model import DocumentFormat, DocumentHead, Event
 from epcis.reading import ReadLimits
 from service.app import create_app
 from service.capture import file_document, new_job, run_capture
@@ -51,7 +51,7 @@ async def load_scenario(store: EventStore, directory: Path) -> None:
     for start in range(0, len(events), 5):
         path = directory / f"scenario-{start}.jsonld"
         with path.open("wb") as handle:
-            write_jsonld(head, events[start : start + 5], handle)
+            write_jsonld(head, cast(list[Event], events[start : start + 5]), handle)
         job = await run_capture(
             store,
             file_document(path, 1 << 20),
