@@ -59,8 +59,14 @@ def _prefixed(
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         return detect_format(data[:MAX_PROLOG_BYTES]), data
+    start = source.tell() if source.seekable() else None
     head = source.read(4096)
     if _strip_start(head).startswith(b"{"):
+        if start is not None:
+            # Hand the JSON-LD reader the stream itself: it re-reads a seekable source instead
+            # of holding the whole document in memory.
+            source.seek(start)
+            return DocumentFormat.JSONLD_2_0, source
         return DocumentFormat.JSONLD_2_0, cast(BinaryIO, _Chain(head, source))
     prefix, _ = read_prolog(cast(BinaryIO, _Chain(head, source)), max_bytes=limits.max_bytes)
     return detect_format(prefix), cast(BinaryIO, _Chain(prefix, source))
@@ -80,9 +86,10 @@ class _Chain(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if self._prefix:
             if size < 0 or size >= len(self._prefix):
+                # Fill the request from the rest too: readers such as the JSON-LD one take a
+                # short read for the end of the document.
                 data, self._prefix = self._prefix, b""
-                if size < 0:
-                    data += self._rest.read()
+                data += self._rest.read() if size < 0 else self._rest.read(size - len(data))
             else:
                 data, self._prefix = self._prefix[:size], self._prefix[size:]
             return data
