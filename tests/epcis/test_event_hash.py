@@ -275,3 +275,49 @@ def test_hash_ignores_list_order_and_time_zone_of_event_time(
         }
     )
     assert event_hash(shuffled) == event_hash(base)
+
+
+@st.composite
+def _epc_urns(draw: st.DrawFn) -> str:
+    prefix_length = draw(st.integers(min_value=6, max_value=12))
+    company = draw(st.text(alphabet="0123456789", min_size=prefix_length, max_size=prefix_length))
+    serial = draw(
+        st.text(alphabet="0123456789ABCxyz", min_size=1, max_size=20)
+        | st.sampled_from(["0", "00", "A-1", "x%2F1"])
+    )
+    scheme = draw(st.sampled_from(["sgtin", "sscc", "sgln"]))
+    if scheme == "sgtin":
+        item = draw(
+            st.text(alphabet="0123456789", min_size=13 - prefix_length, max_size=13 - prefix_length)
+        )
+        return f"urn:epc:id:sgtin:{company}.{item}.{serial}"
+    if scheme == "sscc":
+        reference = draw(
+            st.text(alphabet="0123456789", min_size=17 - prefix_length, max_size=17 - prefix_length)
+        )
+        return f"urn:epc:id:sscc:{company}.{reference}"
+    location = draw(
+        st.text(alphabet="0123456789", min_size=12 - prefix_length, max_size=12 - prefix_length)
+    )
+    return f"urn:epc:id:sgln:{company}.{location}.{serial}"
+
+
+@settings(max_examples=150, deadline=None)
+@given(urn=_epc_urns())
+def test_fast_epc_conversion_agrees_with_the_identifiers_module(urn: str) -> None:
+    from epcis import event_hash as module
+    from epcis.identifiers import to_digital_link
+
+    fast = module._fast_digital_link(urn)
+    assert fast is None or fast == to_digital_link(urn)
+
+
+def test_fast_epc_conversion_declines_what_it_does_not_know() -> None:
+    from epcis import event_hash as module
+
+    assert module._fast_digital_link("urn:epc:id:sgtin:0614141.107346.a%2Fb") is None
+    assert module._fast_digital_link("urn:epc:id:sgtin:0614141.10734.1") is None
+    assert module._fast_digital_link("urn:epc:id:giai:0614141.1") is None
+    assert module._fast_digital_link("urn:epc:id:sgtin:0614141.107346.2017") == (
+        "https://id.gs1.org/01/10614141073464/21/2017"
+    )
