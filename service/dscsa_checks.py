@@ -169,6 +169,15 @@ async def precheck(
     return findings
 
 
+def _is_return(
+    receipt: EventFacts, last: EventFacts | None, to: set[str | None], us: set[str | None]
+) -> bool:
+    """A receipt back from the party we last shipped to, of a shipment that left from us."""
+    if last is None or receipt.source("owning_party") not in to - {None}:
+        return False
+    return bool({last.source("owning_party"), last.source("location")} & us)
+
+
 async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts]) -> list[Finding]:
     findings: list[Finding] = []
     for receipt in (f for f in facts if f.biz_step == "receiving"):
@@ -187,7 +196,7 @@ async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts
             ]
             last = shipped[-1] if shipped else None
             to = {last.destination("location"), last.destination("owning_party")} if last else set()
-            if not (to - {None}) & us:
+            if not (to - {None}) & us and not _is_return(receipt, last, to, us):
                 findings.append(
                     Finding(
                         ExceptionType.RECEIVED_NOT_SHIPPED_TO_US,

@@ -33,6 +33,7 @@ class ExceptionType(StrEnum):
     LOT_OR_EXPIRY_MISMATCH = "lot_or_expiry_mismatch"
     PRODUCT_WITHOUT_DATA = "product_without_data"
     DATA_WITHOUT_PRODUCT = "data_without_product"
+    SALEABLE_RETURN_HELD = "saleable_return_held"
 
 
 class Hold(StrEnum):
@@ -59,6 +60,8 @@ HOLD_OF: dict[ExceptionType, Hold] = {
     ExceptionType.LOT_OR_EXPIRY_MISMATCH: Hold.SUSPECT,
     ExceptionType.PRODUCT_WITHOUT_DATA: Hold.QUARANTINED,
     ExceptionType.DATA_WITHOUT_PRODUCT: Hold.NONE,
+    # A returned package that did not verify clean stays out of saleable stock until resolved.
+    ExceptionType.SALEABLE_RETURN_HELD: Hold.QUARANTINED,
 }
 
 

@@ -31,7 +31,7 @@ from service.store import EventRecord, EventStore, PageRequest, Visibility
 from service.traceability_store import TraceabilityStore
 from service.verification_log import VerificationLog
 from service.verification_responder import LocalResponder, serial_epc
-from verification.messages import FailureReason, VerificationRequest, VerificationResponse
+from verification.messages import VerificationRequest, VerificationResponse
 from verification.ports import Direction, VerificationLogEntry
 
 __all__ = [
@@ -154,17 +154,6 @@ def _carried(record: EventRecord, epc_key: str, containers: dict[str, datetime])
     return any(key in named and packed <= record.event_time for key, packed in containers.items())
 
 
-# Until the traceability store has a type of its own for held returns, each outcome maps to
-# the existing type whose meaning and hold fit it best.
-_HELD_TYPE = {
-    FailureReason.NO_MATCH_GTIN_SERIAL: ExceptionType.NEVER_COMMISSIONED,
-    FailureReason.NO_MATCH_LOT: ExceptionType.LOT_OR_EXPIRY_MISMATCH,
-    FailureReason.NO_MATCH_EXPIRY: ExceptionType.LOT_OR_EXPIRY_MISMATCH,
-    FailureReason.NO_MATCH_LOT_EXPIRY: ExceptionType.LOT_OR_EXPIRY_MISMATCH,
-    FailureReason.NOT_FOR_REDISTRIBUTION: ExceptionType.EVENT_AFTER_END_OF_LIFE,
-}
-
-
 class ReturnProcessor:
     def __init__(
         self,
@@ -195,7 +184,7 @@ class ReturnProcessor:
             response = await self._verify(request)
         except EPCISError as error:
             detail = f"return of {epc}: not verified ({error})"
-            held = await self._hold(epc, ExceptionType.PRODUCT_WITHOUT_DATA, detail, by, request)
+            held = await self._hold(epc, ExceptionType.SALEABLE_RETURN_HELD, detail, by, request)
             return ReturnOutcome("quarantined", epc, detail, shipment.hash_id, None, None, held)
         data = response.data
         if data.verified and data.additional_info is None:
@@ -213,12 +202,7 @@ class ReturnProcessor:
             f"return of {epc} from {returned_by}: verified={str(data.verified).lower()}"
             f" reason={reason} info={data.additional_info}"
         )
-        kind = (
-            _HELD_TYPE.get(reason, ExceptionType.PRODUCT_WITHOUT_DATA)
-            if reason
-            else (ExceptionType.PRODUCT_WITHOUT_DATA)
-        )
-        held = await self._hold(epc, kind, detail, by, request)
+        held = await self._hold(epc, ExceptionType.SALEABLE_RETURN_HELD, detail, by, request)
         return ReturnOutcome("quarantined", epc, detail, shipment.hash_id, response, None, held)
 
     async def _verify(self, request: VerificationRequest) -> VerificationResponse:

@@ -164,3 +164,18 @@ async def test_strict_precheck_rejects_and_lenient_reports(
 
 def test_dispense_helper_is_dispensing() -> None:
     assert dispense(0, ITEMS[0]).biz_step == "dispensing"
+
+
+async def test_a_return_from_our_customer_is_not_flagged(store: SQLiteTraceabilityStore) -> None:
+    from tests.service.dscsa_scenario import PHARMACY, WHOLESALER, WHOLESALER_DC, _trade
+
+    events = scenario_events()
+    await _types(store, events)
+    to_pharmacy = [e for e in events if e.biz_step == "shipping"][-1].epcs()
+    returned = _trade(
+        400, to_pharmacy, "receiving", (PHARMACY, PHARMACY), (WHOLESALER, WHOLESALER_DC), "RMA", "R"
+    )
+    assert ExceptionType.RECEIVED_NOT_SHIPPED_TO_US not in await _types(store, [returned])
+    unknown = ("urn:epc:id:pgln:0399999.00000", "urn:epc:id:sgln:0399999.00000.0")
+    stranger = _trade(410, to_pharmacy, "receiving", unknown, (WHOLESALER, WHOLESALER_DC), "X", "Y")
+    assert ExceptionType.RECEIVED_NOT_SHIPPED_TO_US in await _types(store, [stranger])
