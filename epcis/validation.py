@@ -29,6 +29,7 @@ __all__ = [
     "SCHEMA_FILES",
     "XmlSchemaValidator",
     "schema_dir",
+    "validate_jsonld",
     "validate_xml",
     "validator_for",
 ]
@@ -83,7 +84,14 @@ _DTD_REFUSED = "document type declarations (DTD, entities, external references) 
 
 
 def schema_dir() -> Path:
-    """The folder holding our XSD and JSON schema files (``schemas/`` at the repository root)."""
+    """The folder holding our XSD and JSON schema files.
+
+    ``epcis/schemas/`` in an installed wheel (setup.py copies them there), else ``schemas/`` at
+    the repository root (a checkout or an editable install).
+    """
+    packaged = Path(__file__).resolve().parent / "schemas"
+    if packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[1] / "schemas"
 
 
@@ -348,3 +356,6 @@ def _tidy(message: str) -> str:
     text = _LOCAL_WILDCARD.sub("any element in no namespace", text)
     text = text.replace("Missing child element(s).", "Missing child element(s):")
     return text.replace("This element is not expected.", "This element is not expected here.")
+
+
+from epcis.jsonld_validation import validate_jsonld  # noqa: E402  (re-export; it imports us lazily)
