@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "service.commands.capture",
     "service.commands.partners",
     "service.commands.traceability",
+    "service.commands.shipments",
     "service.commands.verification",
 )
 
