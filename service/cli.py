@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "service.commands.traceability",
     "service.commands.shipments",
     "service.commands.verification",
+    "service.commands.exports",
 )
 
 

@@ -17,7 +17,6 @@ so, and their integrity rests on the manifest signature and file hashes.
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import hashlib
 import io
@@ -59,6 +58,7 @@ from service.checkpoints import Checkpoint
 from service.containment import EventFacts
 from service.export_report import ReportData, write_report
 from service.export_scope import ScopeContents, resolve_scope
+from service.export_verification import signature_file_bytes
 from service.exports import ExportRequest, request_to_dict, scope_to_dict
 from service.keys import KeyRing
 from service.ledger import Ledger, LedgerEntry, LedgerError
@@ -201,14 +201,8 @@ async def build_bundle(
         )
         manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
         signer, signature = sources.keyring.sign(manifest_signed_bytes(manifest_bytes))
-        signature_file = {
-            "algorithm": "Ed25519",
-            "key_id": signer,
-            "signed": "the bytes 'dscsa-export-manifest/v1\\n' followed by manifest.json",
-            "signature": base64.b64encode(signature).decode(),
-        }
         (work / "manifest.json").write_bytes(manifest_bytes)
-        (work / "manifest.sig").write_bytes(json.dumps(signature_file, indent=1).encode())
+        (work / "manifest.sig").write_bytes(signature_file_bytes(signer, signature))
         sha256, size = await asyncio.to_thread(_zip, work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -580,8 +574,8 @@ def _sign_xml_file(
                 "signing; its integrity rests on the manifest signature and its SHA-256"
             ),
         }
-    from signxml.signer import XMLSigner
     from signxml.algorithms import SignatureConstructionMethod
+    from signxml.signer import XMLSigner
 
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = _certificate(key, request, generated)

@@ -23,13 +23,20 @@ import ijson  # type: ignore[import-untyped,unused-ignore]
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from lxml import etree
 
 from service.checkpoints import Checkpoint, verify_checkpoint
 from service.keys import KeyRingError, key_id_of, load_public_key, verify_signature
 from service.ledger import leaf_data
 from service.merkle import leaf_hash, verify_inclusion
 
-__all__ = ["BUNDLE_FILES", "Check", "VerificationReport", "verify_bundle"]
+__all__ = [
+    "BUNDLE_FILES",
+    "Check",
+    "VerificationReport",
+    "signature_file_bytes",
+    "verify_bundle",
+]
 
 BUNDLE_FILES = (
     "epcis.xml",
@@ -67,6 +74,17 @@ class VerificationReport:
 
     def failures(self) -> list[Check]:
         return [check for check in self.checks if not check.ok]
+
+
+def signature_file_bytes(key_id: str, signature: bytes) -> bytes:
+    """``manifest.sig`` in its one accepted spelling: any other byte sequence is a change."""
+    body = {
+        "algorithm": "Ed25519",
+        "key_id": key_id,
+        "signed": "the bytes 'dscsa-export-manifest/v1\\n' followed by manifest.json",
+        "signature": base64.b64encode(signature).decode(),
+    }
+    return json.dumps(body, indent=1).encode() + b"\n"
 
 
 class _Stop(Exception):
@@ -156,6 +174,9 @@ def _manifest(
     except (ValueError, KeyError, TypeError) as error:
         report.add("manifest signature", False, f"manifest.sig is malformed: {error}")
         raise _Stop from None
+    if members["manifest.sig"] != signature_file_bytes(signer, signature):
+        report.add("manifest signature", False, "manifest.sig is not in its exact signed form")
+        raise _Stop
     good = verify_signature(key, signature, _MANIFEST_HEADER + members["manifest.json"])
     if not report.add(
         "manifest signature",
@@ -330,7 +351,7 @@ def _xml_signature(
         result = XMLVerifier().verify(
             members["epcis.xml"], x509_cert=certificate, expect_config=config
         )
-    except (SignXMLException, InvalidInput, ValueError) as error:
+    except (SignXMLException, InvalidInput, ValueError, etree.LxmlError) as error:
         report.add("XML signature", False, f"epcis.xml: {type(error).__name__}: {error}")
         return
     signed = getattr(result, "signed_xml", None)
