@@ -1,0 +1,282 @@
+"""Traceability benchmarks (issue 4): trace latency in a large SQLite store, and what keeping
+serial state current costs next to capture.
+
+* ``trace``: a SQLite traceability store is loaded with pallets of 2 cases of 3 items, ten
+  events per pallet (commission items, cases and pallet; pack both cases and the pallet; ship,
+  receive, two storing observations), 1,000,000 events in all. Containment and serial state
+  are computed with the projection's own functions (``intervals_for_child``, ``timeline``,
+  ``compute_state``) pallet by pallet in memory and written in bulk, because going through
+  ``SerialStateProjection.apply`` for a million events only measures the loader. Then
+  ``service.trace.trace`` runs for random items (item in case in pallet: three levels).
+* ``projection``: a generated DSCSA document (``bench.generate``) is captured by the capture
+  pipeline into a fresh SQLite event store, timed; then the same events, already parsed, go
+  through ``on_events_committed`` (projection, checks, master data) in capture-sized batches
+  into a fresh traceability store, timed. The projection's cost is its time over the
+  capture's, both measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.generate import generate
+from epcis.event_hash import event_hash, ignored_fields
+from epcis.reading import ReadLimits, read_document
+from service.capture import BATCH_SIZE, file_document, new_job, run_capture
+from service.containment import EventFacts, Interval, intervals_for_child, timeline
+from service.dscsa_checks import on_events_committed
+from service.master_data import PartyRecord, ProductRecord
+from service.serial_state import SerialState, compute_state
+from service.sqlite_store import SQLiteEventStore
+from service.sqlite_traceability_store import SQLiteTraceabilityStore
+from service.trace import trace
+
+__all__ = ["TARGETS", "main", "run"]
+
+TARGETS = {
+    "trace_p99_ms": "< 10 (item in case in pallet, 1,000,000 events, SQLite)",
+    "projection_cost_vs_capture": "<= 0.25",
+}
+_EVENTS_PER_PALLET = 10
+_SELLER = "urn:epc:id:sgln:0300011.11111.0"
+_SELLER_DC = "urn:epc:id:sgln:0300011.11112.0"
+_BUYER = "urn:epc:id:sgln:0399999.99999.0"
+_BUYER_DC = "urn:epc:id:sgln:0399999.34567.0"
+_START = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
+_WRITE_CHUNK = 20_000
+
+
+def _item(n: int) -> str:
+    return f"urn:epc:id:sgtin:0300011.012345.{n}"
+
+
+def _case(n: int) -> str:
+    return f"urn:epc:id:sgtin:0300011.112345.{n}"
+
+
+def _pallet(n: int) -> str:
+    return f"urn:epc:id:sscc:0300011.{n:010d}"
+
+
+class _Facts:
+    """Builds facts with a running hash counter."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def make(self, at: datetime, **values: Any) -> EventFacts:
+        self.count += 1
+        defaults: dict[str, Any] = {
+            "event_type": "ObjectEvent",
+            "action": "OBSERVE",
+            "biz_step": None,
+            "disposition": None,
+            "read_point": _SELLER,
+            "biz_location": _SELLER,
+            "epcs": (),
+            "parent_id": None,
+            "child_epcs": (),
+            "sources": (),
+            "destinations": (),
+            "biz_transactions": (),
+            "lot": None,
+            "expiry": None,
+        }
+        defaults.update(values)
+        hash_id = f"ni:///sha-256;{self.count:064x}?ver=CBV2.0"
+        return EventFacts(hash_id=hash_id, event_id=hash_id, event_time=at, **defaults)
+
+
+def _pallet_facts(maker: _Facts, p: int) -> tuple[list[EventFacts], list[str], list[str]]:
+    """The ten events of pallet ``p``; also its items and every identifier."""
+    at = _START + timedelta(minutes=10 * p)
+    items = [_item(6 * p + i) for i in range(6)]
+    cases = [_case(2 * p), _case(2 * p + 1)]
+    pallet = _pallet(p)
+    lot = {"lot": f"L{p // 1000}", "expiry": datetime(2028, 1, 31).date()}
+    commission = {"action": "ADD", "biz_step": "commissioning", "disposition": "active"}
+    trade = {
+        "sources": (("owning_party", _SELLER), ("location", _SELLER_DC)),
+        "destinations": (("owning_party", _BUYER), ("location", _BUYER_DC)),
+        "biz_transactions": (("po", f"urn:epcglobal:cbv:bt:0399999999991:PO{p}"),),
+    }
+    pack = {"event_type": "AggregationEvent", "action": "ADD", "biz_step": "packing"}
+    at_buyer = {"read_point": _BUYER_DC, "biz_location": _BUYER_DC}
+
+    def minute(n: int) -> datetime:
+        return at + timedelta(minutes=n)
+
+    facts = [
+        maker.make(minute(0), epcs=tuple(items), **commission, **lot),
+        maker.make(minute(1), epcs=tuple(cases), **commission, **lot),
+        maker.make(minute(2), epcs=(pallet,), **commission),
+        maker.make(minute(3), parent_id=cases[0], child_epcs=tuple(items[:3]), **pack),
+        maker.make(minute(4), parent_id=cases[1], child_epcs=tuple(items[3:]), **pack),
+        maker.make(minute(5), parent_id=pallet, child_epcs=tuple(cases), **pack),
+        maker.make(minute(6), epcs=(pallet,), biz_step="shipping", biz_location=None, **trade),
+        maker.make(minute(500), epcs=(pallet,), biz_step="receiving", **trade, **at_buyer),
+        maker.make(minute(600), epcs=(pallet,), biz_step="storing", **at_buyer),
+        maker.make(minute(900), epcs=(pallet,), biz_step="storing", **at_buyer),
+    ]
+    return facts, items, [*items, *cases, pallet]
+
+
+def _project(facts: list[EventFacts], epcs: list[str]) -> tuple[list[Interval], list[SerialState]]:
+    """Containment and state of one pallet's identifiers, with the projection's functions."""
+    by_epc: dict[str, list[EventFacts]] = {epc: [] for epc in epcs}
+    for f in facts:
+        for epc in f.names():
+            by_epc[epc].append(f)
+    intervals: dict[str, list[Interval]] = {}
+    for epc in epcs:
+        relevant = list(by_epc[epc])
+        for container in {f.parent_id for f in by_epc[epc] if f.parent_id and f.parent_id != epc}:
+            relevant.extend(by_epc[container])
+        intervals[epc], _ = intervals_for_child(epc, relevant)
+    states = []
+    for epc in epcs:
+        entries = timeline(epc, lambda e: by_epc.get(e, ()), lambda e: intervals.get(e, ()))
+        parent = next((i.parent for i in intervals[epc] if i.end is None), None)
+        top: str | None = parent
+        while top is not None:
+            above = next((i.parent for i in intervals.get(top, ()) if i.end is None), None)
+            if above is None:
+                break
+            top = above
+        state, _ = compute_state(epc, entries, parent, top)
+        states.append(state)
+    return [i for found in intervals.values() for i in found], states
+
+
+async def _load(store: SQLiteTraceabilityStore, pallets: int) -> list[str]:
+    maker = _Facts()
+    items: list[str] = []
+    facts: list[EventFacts] = []
+    intervals: list[Interval] = []
+    children: list[str] = []
+    states: list[SerialState] = []
+    for p in range(pallets):
+        pallet_facts, pallet_items, epcs = _pallet_facts(maker, p)
+        found, pallet_states = _project(pallet_facts, epcs)
+        facts += pallet_facts
+        intervals += found
+        children += epcs
+        states += pallet_states
+        items += pallet_items
+        if len(facts) >= _WRITE_CHUNK or p == pallets - 1:
+            await store.add_facts(facts)
+            await store.replace_intervals(children, intervals)
+            await store.put_states(states)
+            facts, intervals, children, states = [], [], [], []
+    await store.put_products(
+        [ProductRecord("00300011123456", "urn:epc:idpat:sgtin:0300011.012345.*", "Epcistra")]
+    )
+    await store.put_parties([PartyRecord(party, f"party {party}") for party in (_SELLER, _BUYER)])
+    return items
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _trace_bench(events: int, traces: int) -> dict[str, Any]:
+    pallets = events // _EVENTS_PER_PALLET
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as directory:
+        store = SQLiteTraceabilityStore(Path(directory) / "trace.sqlite")
+        await store.open()
+        try:
+            started = time.perf_counter()
+            items = await _load(store, pallets)
+            load_s = time.perf_counter() - started
+            rng = random.Random(4)
+            sample = [rng.choice(items) for _ in range(traces)]
+            for epc in sample[:20]:  # warm the page cache a little, as a running service has
+                await trace(store, epc)
+            timings: list[float] = []
+            for epc in sample:
+                begin = time.perf_counter()
+                result = await trace(store, epc)
+                timings.append((time.perf_counter() - begin) * 1000)
+                # Stored in a pallet, through its case: three levels.
+                assert len(result.events[-1].via) == 2, epc
+        finally:
+            await store.close()
+    return {
+        "events": pallets * _EVENTS_PER_PALLET,
+        "identifiers": pallets * 9,
+        "load_s": round(load_s, 1),
+        "traces": traces,
+        "trace_p50_ms": round(statistics.median(timings), 3),
+        "trace_p99_ms": round(_percentile(timings, 0.99), 3),
+    }
+
+
+def _batches(pairs: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
+    for start in range(0, len(pairs), BATCH_SIZE):
+        yield pairs[start : start + BATCH_SIZE]
+
+
+async def _projection_bench(events: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-projection-") as directory:
+        root = Path(directory)
+        path = generate(root / "doc.xml", events)
+        store = SQLiteEventStore(root / "events.sqlite3", data_dir=root)
+        await store.open()
+        try:
+            started = time.perf_counter()
+            job = await run_capture(
+                store,
+                file_document(path, 1 << 34),
+                new_job("bench", "rollback"),
+                limits=ReadLimits(max_events=events + 1),
+                source=str(path),
+            )
+            capture_s = time.perf_counter() - started
+            assert job.success, job
+            assert job.captured == events, job
+        finally:
+            await store.close()
+        document = read_document(path.read_bytes(), limits=ReadLimits(max_events=events + 1))
+        ignore = ignored_fields(document.head)
+        pairs = [(event_hash(e, ignore=ignore), e) for e in document.events]
+        traceability = SQLiteTraceabilityStore(root / "trace.sqlite")
+        await traceability.open()
+        try:
+            started = time.perf_counter()
+            for index, batch in enumerate(_batches(pairs)):
+                header = document.head.header if index == 0 else None
+                await on_events_committed(traceability, batch, header=header, document_id="d")
+            projection_s = time.perf_counter() - started
+        finally:
+            await traceability.close()
+    return {
+        "events": events,
+        "capture_s": round(capture_s, 2),
+        "capture_events_per_s": round(events / capture_s),
+        "projection_s": round(projection_s, 2),
+        "capture_with_projection_events_per_s": round(events / (capture_s + projection_s)),
+        "projection_cost_vs_capture": round(projection_s / capture_s, 3),
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Both benchmarks; ``quick`` uses small stores (a smoke run, not the target sizes)."""
+    trace_events, traces = (20_000, 200) if quick else (1_000_000, 2_000)
+    projection_events = 2_000 if quick else 50_000
+    return {
+        "targets": TARGETS,
+        "trace": asyncio.run(_trace_bench(trace_events, traces)),
+        "projection": asyncio.run(_projection_bench(projection_events)),
+    }
+
+
+main = run
