@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from epcis.jsonld_reader import event_from_jsonld
+from epcis.model import EPCISHeader
 from epcis.query import EventQuery
 from epcis.reading import ReadLimits
 from service.capture import file_document, new_job, read_head, run_capture
@@ -22,7 +23,13 @@ from service.sqlite_traceability_store import SQLiteTraceabilityStore
 from service.store import EventStore, PageRequest, Visibility
 from service.traceability_store import TraceabilityStore
 
-__all__ = ["PHARMA_EXAMPLE", "ExportStores", "index_captured", "open_export_stores"]
+__all__ = [
+    "PHARMA_EXAMPLE",
+    "ExportStores",
+    "index_captured",
+    "index_document",
+    "open_export_stores",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 PHARMA_EXAMPLE = (
@@ -85,18 +92,29 @@ async def index_captured(
     )
     assert job.success, job.errors
     assert job.document_id is not None
+    await index_document(events, trace, ledger, job.document_id, head.header)
+    return job.document_id
+
+
+async def index_document(
+    events: EventStore,
+    trace: TraceabilityStore,
+    ledger: Ledger,
+    document_id: str,
+    header: EPCISHeader | None,
+) -> None:
+    """What the integrated service does after a capture: projection and ledger leaves."""
     known = {entry.record_id async for entry in ledger.store.iter_entries()}
     pairs = []
     leaves: list[tuple[str, str, str]] = []
-    async for hash_id, body, document_id in _stored(events):
-        if document_id != job.document_id or hash_id in known:
+    async for hash_id, body, stored_in in _stored(events):
+        if stored_in != document_id or hash_id in known:
             continue
         pairs.append((hash_id, event_from_jsonld(json.loads(body), {})))
         leaves.append(("event", hash_id, event_digest(body)))
     await on_events_committed(
-        trace, pairs, header=head.header, document_id=job.document_id, partner_id="test"
+        trace, pairs, header=header, document_id=document_id, partner_id="test"
     )
-    stored = await events.get_document(job.document_id)
+    stored = await events.get_document(document_id)
     assert stored is not None
-    await ledger.append([("document", job.document_id, stored.sha256), *leaves])
-    return job.document_id
+    await ledger.append([("document", document_id, stored.sha256), *leaves])
