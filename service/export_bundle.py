@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from epcis.errors import InvalidIdentifierError
+from epcis.identifiers import epc_match_key
 from epcis.jsonld_reader import event_from_jsonld
 from epcis.jsonld_writer import head_to_jsonld
 from epcis.model import (
@@ -53,6 +55,7 @@ from epcis.model import (
     VocabularyElement,
     XmlElement,
 )
+from epcis.query import EpcFilter, EventQuery
 from epcis.xml_writer import write_xml
 from service.checkpoints import Checkpoint
 from service.containment import EventFacts
@@ -66,7 +69,7 @@ from service.ledger_records import event_digest
 from service.master_data import PartyRecord, ProductRecord
 from service.merkle import MerkleTree
 from service.settings import package_version
-from service.store import EventRecord, EventStore, Visibility
+from service.store import EventRecord, EventStore, PageRequest, Visibility
 from service.traceability_store import ExceptionFilter, TraceabilityStore
 from service.verification_log import LogFilter, VerificationLog
 
@@ -96,6 +99,7 @@ _NAMESPACES = {
 # Up to this many records, proofs come one by one from the ledger; above, one pass over it.
 _PROOFS_ONE_BY_ONE = 1000
 _FETCH_CONCURRENCY = 8
+_KEYS_PER_QUERY = 400
 
 CSV_COLUMNS = (
     "transaction_event",
@@ -159,7 +163,9 @@ async def build_bundle(
     """Write the bundle for ``request`` to ``target`` (a .zip path)."""
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     contents = await resolve_scope(request.scope, sources.events, sources.trace)
-    records = await _fetch_events(sources.events, [*contents.facts, *contents.scope_events])
+    records = await _fetch_events(
+        sources.events, contents, [*contents.facts, *contents.scope_events]
+    )
     missing_events = sorted(set(contents.facts) - records.keys())
     ordered = sorted(records.values(), key=lambda r: (r.event_time, r.hash_id))
     products, parties = await _master_data(sources.trace, contents, ordered)
@@ -215,10 +221,31 @@ async def build_bundle(
 # --- reading ----------------------------------------------------------------------------------
 
 
-async def _fetch_events(events: EventStore, hash_ids: Sequence[str]) -> dict[str, EventRecord]:
-    everything = Visibility.everything()
-    limit = asyncio.Semaphore(_FETCH_CONCURRENCY)
+async def _fetch_events(
+    events: EventStore, contents: ScopeContents, hash_ids: Sequence[str]
+) -> dict[str, EventRecord]:
+    """The stored events by hash: pages of events naming the identifiers in scope (and their
+    containers) first, which costs a query per few thousand events, then one by one."""
+    wanted = set(hash_ids)
     found: dict[str, EventRecord] = {}
+    everything = Visibility.everything()
+    names = {*contents.targets}
+    names.update(p for entries in contents.timelines.values() for e in entries for p in e.via)
+    keys = sorted({_match_key(name) for name in names})
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        query = EventQuery(
+            match_any_epc=EpcFilter(exact=frozenset(keys[start : start + _KEYS_PER_QUERY]))
+        )
+        token: str | None = None
+        while len(found) < len(wanted):
+            page = await events.query_events(
+                query, everything, PageRequest(per_page=2000, token=token)
+            )
+            found.update((r.hash_id, r) for r in page.records if r.hash_id in wanted)
+            token = page.next_token
+            if token is None:
+                break
+    limit = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
     async def one(hash_id: str) -> None:
         async with limit:
@@ -226,8 +253,15 @@ async def _fetch_events(events: EventStore, hash_ids: Sequence[str]) -> dict[str
         if record is not None and record.hash_id == hash_id:
             found[hash_id] = record
 
-    await asyncio.gather(*(one(h) for h in dict.fromkeys(hash_ids)))
+    await asyncio.gather(*(one(h) for h in wanted - found.keys()))
     return found
+
+
+def _match_key(identifier: str) -> str:
+    try:
+        return epc_match_key(identifier)
+    except InvalidIdentifierError:
+        return identifier
 
 
 async def _master_data(
