@@ -63,7 +63,7 @@ RESPONDER_GLN = "0300011111116"
 REQUESTOR_GLN = "0399999999991"
 CONCURRENCY = 32
 # The fixed rate of the latency run without queueing: well under the responder's capacity.
-PACED_RATE = 100
+PACED_RATE = 50
 _PRODUCTS = 10
 _LOTS_PER_PRODUCT = 100
 # Multiplying by a number coprime to 36**10 permutes 0..36**10-1: unique, random-looking serials.
