@@ -1,26 +1,66 @@
-"""The application factory: settings, store, scheduler and captures wired into one aiohttp app."""
+"""The application factory: settings, stores, scheduler and captures wired into one aiohttp app.
+
+Start-up order (``cleanup_ctx``, closed in reverse): event store → traceability store → audit
+ledger → verification log (when a responder GLN is configured) → export store → scheduler
+(checkpoints, grace periods, export deadlines, retention) → capture tracker with its hooks.
+Captures are drained first on shutdown, while every store they write to is still open.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
+from service.audit import KEYRING, LEDGER, ledger_context, make_checkpoint
 from service.auth import auth_middleware
 from service.capture import CaptureTracker
+from service.capture_hooks import CapturePolicy, LedgerHook, TraceabilityHook
+from service.dscsa_checks import CheckMode
+from service.export_jobs import export_deadline_job
+from service.export_store import export_store_context
+from service.grace_period import GracePolicy, OurParties, run_grace_period_checks
+from service.handlers.exports import export_routes
+from service.handlers.ledger import ledger_routes
+from service.handlers.shipments import shipment_routes
+from service.handlers.traceability import TRACEABILITY, traceability_routes
+from service.handlers.verification import VERIFICATION, verification_context, verification_routes
 from service.partners import ensure_operator_token
 from service.problems import problems_middleware
+from service.retention import retention_job
 from service.routes import setup_routes
-from service.settings import Settings, package_version
-from service.state import CAPTURES, SCHEDULER, SETTINGS, STORE
+from service.settings import Settings, SettingsError, package_version
+from service.state import CAPTURE_POLICY, CAPTURES, SCHEDULER, SETTINGS, STORE
 from service.store import EventStore
+from service.traceability_store import open_traceability_store
+from service.verification_responder import VerificationSettings
 
-__all__ = ["CAPTURES", "SCHEDULER", "SETTINGS", "STORE", "create_app", "open_store"]
+__all__ = [
+    "CAPTURES",
+    "CAPTURE_POLICY",
+    "KEYRING",
+    "LEDGER",
+    "SCHEDULER",
+    "SETTINGS",
+    "STORE",
+    "TRACEABILITY",
+    "capture_policy",
+    "create_app",
+    "open_store",
+]
 
 logger = logging.getLogger(__name__)
+
+# Seconds between runs of the scheduled jobs other than the checkpoint (a setting).
+GRACE_PERIOD_EVERY = 3600.0
+EXPORT_DEADLINES_EVERY = 900.0
+RETENTION_EVERY = 86400.0
+
+Context = Callable[[web.Application], AbstractAsyncContextManager[None]]
 
 
 def open_store(settings: Settings) -> EventStore:
@@ -34,7 +74,7 @@ def open_store(settings: Settings) -> EventStore:
     return MongoEventStore.from_url(settings.store.get_secret_value())
 
 
-def _store_context(store: EventStore | None) -> object:
+def _store_context(store: EventStore | None) -> Context:
     @asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -52,9 +92,64 @@ def _store_context(store: EventStore | None) -> object:
 
 
 @asynccontextmanager
+async def _traceability_context(app: web.Application) -> AsyncIterator[None]:
+    store = open_traceability_store(app[SETTINGS])
+    await store.open()
+    app[TRACEABILITY] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+def _every(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[web.Application], Awaitable[Any]],
+    app: web.Application,
+    seconds: float,
+) -> None:
+    async def run() -> None:
+        try:
+            await job(app)
+        except Exception:
+            # A failing run is logged and retried at the next interval; the service goes on.
+            logger.exception("scheduled job %s failed", getattr(job, "__name__", job))
+
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=seconds,
+        id=getattr(job, "__name__", repr(job)),
+        coalesce=True,
+        max_instances=1,
+    )
+
+
+async def grace_period_job(app: web.Application) -> None:
+    """Record (and resolve) product-without-data and data-without-product exceptions."""
+    settings = app[SETTINGS]
+    report = await run_grace_period_checks(
+        app[STORE],
+        app[TRACEABILITY],
+        OurParties.from_settings(settings),
+        policy=GracePolicy(business_days=settings.grace_period_days),
+    )
+    if report.recorded or report.resolved:
+        logger.info(
+            "grace period: %d exceptions recorded, %d resolved",
+            len(report.recorded),
+            len(report.resolved),
+        )
+
+
+@asynccontextmanager
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
-    # Started after the store and shut down before it: jobs may use the store (later issues).
+    # Started after the stores and shut down before them: every job uses them.
     scheduler = AsyncIOScheduler(timezone="UTC")
+    _every(scheduler, make_checkpoint, app, app[SETTINGS].checkpoint_interval)
+    _every(scheduler, grace_period_job, app, GRACE_PERIOD_EVERY)
+    _every(scheduler, export_deadline_job, app, EXPORT_DEADLINES_EVERY)
+    _every(scheduler, retention_job, app, RETENTION_EVERY)
     scheduler.start()
     app[SCHEDULER] = scheduler
     try:
@@ -63,14 +158,27 @@ async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
         scheduler.shutdown(wait=False)
 
 
+def capture_policy(
+    settings: Settings, traceability: Any, ledger: Any, *, hooks: bool = True
+) -> CapturePolicy:
+    """Hooks and check mode of every capture: projection and checks, then ledger leaves."""
+    return CapturePolicy(
+        hooks=(TraceabilityHook(traceability), LedgerHook(ledger)) if hooks else (),
+        checks=CheckMode(settings.dscsa_checks),
+        traceability=traceability,
+        spool_dir=settings.spool_dir,
+    )
+
+
 @asynccontextmanager
 async def _captures_context(app: web.Application) -> AsyncIterator[None]:
     tracker = CaptureTracker()
     app[CAPTURES] = tracker
+    app[CAPTURE_POLICY] = capture_policy(app[SETTINGS], app[TRACEABILITY], app[LEDGER])
     try:
         yield
     finally:
-        # Before the store closes: running captures finish, or are cancelled and roll back.
+        # Before the stores close: running captures finish, or are cancelled and roll back.
         await tracker.drain(app[SETTINGS].shutdown_timeout)
 
 
@@ -86,6 +194,30 @@ async def _gs1_headers(request: web.Request, response: web.StreamResponse) -> No
         )
 
 
+def _needs_verification(route: web.RouteDef) -> web.RouteDef:
+    handler = route.handler
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if VERIFICATION not in request.app:
+            raise web.HTTPServiceUnavailable(
+                text="verification is not configured: set DSCSA_GLN or DSCSA_VRS_RESPONDER_GLN"
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return web.RouteDef(route.method, route.path, guarded, route.kwargs)
+
+
+def _verification_configured(settings: Settings) -> VerificationSettings | None:
+    try:
+        vrs = VerificationSettings.from_environ()
+        vrs.gln(settings)
+    except SettingsError as error:
+        logger.warning("verification routes answer 503: %s", error)
+        return None
+    return vrs
+
+
 def create_app(
     settings: Settings | None = None, *, store: EventStore | None = None
 ) -> web.Application:
@@ -94,10 +226,21 @@ def create_app(
         middlewares=[problems_middleware, auth_middleware],
         client_max_size=1024**2,
     )
-    app[SETTINGS] = settings or Settings.from_environ()
-    app.cleanup_ctx.append(_store_context(store))  # type: ignore[arg-type]
+    app[SETTINGS] = settings = settings or Settings.from_environ()
+    app.cleanup_ctx.append(_store_context(store))
+    app.cleanup_ctx.append(_traceability_context)
+    app.cleanup_ctx.append(ledger_context(lambda a: a[STORE]))
+    vrs = _verification_configured(settings)
+    if vrs is not None:
+        app.cleanup_ctx.append(verification_context(vrs))
+    app.cleanup_ctx.append(export_store_context())
     app.cleanup_ctx.append(_scheduler_context)
     app.cleanup_ctx.append(_captures_context)
     app.on_response_prepare.append(_gs1_headers)
     setup_routes(app)
+    app.add_routes(traceability_routes())
+    app.add_routes(ledger_routes())
+    app.add_routes([_needs_verification(route) for route in verification_routes()])
+    app.add_routes(export_routes())
+    app.add_routes(shipment_routes())
     return app

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,8 @@ from epcis.model import DocumentFormat, DocumentHead, Event
 from epcis.reading import ReadLimits, detect_format, iter_document
 from epcis.validation import validate_xml
 from epcis.xml_safety import MAX_PROLOG_BYTES
+from service.capture_hooks import CaptureHook, CapturePolicy, HookRunner, precheck_facts
+from service.containment import EventFacts
 from service.event_index import index_event
 from service.problems import error_problem
 from service.store import (
@@ -47,7 +49,9 @@ __all__ = [
     "CaptureTracker",
     "SpooledDocument",
     "capture_problem",
+    "document_facts",
     "document_senders",
+    "dscsa_precheck",
     "event_record",
     "file_document",
     "new_job",
@@ -160,6 +164,35 @@ def document_senders(document: SpooledDocument, limits: ReadLimits, source: str)
         return tuple(sorted(owners))
 
 
+def document_facts(
+    document: SpooledDocument, limits: ReadLimits, source: str
+) -> tuple[DocumentHead, list[EventFacts]]:
+    """The head and every event's facts, for checks that need the whole document first.
+
+    Strict DSCSA checks look at the document as a whole before anything is stored; this holds
+    one small facts record per event (never the model events) and reads on one thread.
+    """
+    with _document_items(document, limits, source) as items:
+        head = next(items)
+        assert isinstance(head, DocumentHead)
+        ignore = ignored_fields(head)
+        facts = []
+        for event in items:
+            assert not isinstance(event, DocumentHead)
+            facts.append(EventFacts.from_event(event, event_hash(event, ignore=ignore)))
+    return head, facts
+
+
+async def dscsa_precheck(
+    policy: CapturePolicy, document: SpooledDocument, limits: ReadLimits, source: str
+) -> None:
+    """Strict mode: raise ``DSCSACheckFailedError`` (422) before anything is stored."""
+    if policy.strict:
+        assert policy.traceability is not None
+        head, facts = await asyncio.to_thread(document_facts, document, limits, source)
+        await precheck_facts(policy.traceability, head.header, facts, policy.checks)
+
+
 def event_record(
     event: Event, ignore: frozenset[str], record_time: datetime, document_id: str | None
 ) -> EventRecord:
@@ -206,6 +239,7 @@ def new_job(partner_id: str, behaviour: CaptureErrorBehaviour) -> CaptureJob:
 @dataclass(slots=True)
 class _Batch:
     records: list[EventRecord] = field(default_factory=list)
+    summaries: list[tuple[Any, ...]] = field(default_factory=list)  # hook items, per record
     problems: list[EPCISError] = field(default_factory=list)
     done: bool = False
 
@@ -219,9 +253,15 @@ class _EventReader:
     """
 
     def __init__(
-        self, document: SpooledDocument, limits: ReadLimits, source: str, document_id: str
+        self,
+        document: SpooledDocument,
+        limits: ReadLimits,
+        source: str,
+        document_id: str,
+        hooks: HookRunner | None = None,
     ) -> None:
         self.document_id = document_id
+        self._hooks = hooks
         self._document = document
         self._limits = limits
         self._source = source
@@ -273,7 +313,7 @@ class _EventReader:
                     return
                 ignore, position = ignored_fields(head), 0
                 while not self._stop.is_set():
-                    batch, position = _fill(items, ignore, self.document_id, position)
+                    batch, position = _fill(items, ignore, self.document_id, position, self._hooks)
                     if not self._put(batch) or batch.done:
                         return
         except BaseException as error:
@@ -281,7 +321,11 @@ class _EventReader:
 
 
 def _fill(
-    items: Iterator[DocumentHead | Event], ignore: frozenset[str], document_id: str, position: int
+    items: Iterator[DocumentHead | Event],
+    ignore: frozenset[str],
+    document_id: str,
+    position: int,
+    hooks: HookRunner | None,
 ) -> tuple[_Batch, int]:
     """The next batch of records; a reader error ends the document as the batch's last problem."""
     batch = _Batch()
@@ -291,7 +335,10 @@ def _fill(
             assert not isinstance(event, DocumentHead)
             position += 1
             try:
-                batch.records.append(event_record(event, ignore, record_time, document_id))
+                record = event_record(event, ignore, record_time, document_id)
+                if hooks is not None:
+                    batch.summaries.append(hooks.summarize(record.hash_id, event, record))
+                batch.records.append(record)
             except EPCISError as error:
                 batch.problems.append(_at_event(error, position))
             if len(batch.records) + len(batch.problems) >= BATCH_SIZE:
@@ -350,15 +397,20 @@ async def run_capture(
     source: str,
     instance: str | None = None,
     on_batch: OnBatch | None = None,
+    hooks: Sequence[CaptureHook] = (),
+    spool_dir: Path | None = None,
 ) -> CaptureJob:
     """Capture one spooled document into the store; returns (and stores) the finished job.
 
     ``on_batch(job)`` is called after each batch with the counts so far (progress bars).
+    ``hooks`` run once the events they see are durable (see service.capture_hooks); their
+    items wait in ``spool_dir`` (default: the system temporary folder) until the commit.
     """
     progress = _Progress(job)
-    reader = _EventReader(document, limits, source, uuid.uuid4().hex)
+    runner = HookRunner(hooks, spool_dir) if hooks else None
+    reader = _EventReader(document, limits, source, uuid.uuid4().hex, runner)
     try:
-        await _capture_batches(store, document, reader, progress, instance, on_batch)
+        await _capture_batches(store, document, reader, progress, instance, on_batch, runner)
     except asyncio.CancelledError:
         progress.fail(
             EPCISError("the server stopped before this capture finished; it was rolled back"),
@@ -373,6 +425,8 @@ async def run_capture(
         _rolled_back(progress, _atomic(job))
     finally:
         await reader.close()
+        if runner is not None:
+            runner.discard()
     return await _finish(store, progress)
 
 
@@ -411,6 +465,7 @@ async def _capture_batches(
     progress: _Progress,
     instance: str | None,
     on_batch: OnBatch | None,
+    hooks: HookRunner | None = None,
 ) -> None:
     atomic = _atomic(progress.job)
     try:
@@ -429,6 +484,13 @@ async def _capture_batches(
                     progress.count(rejected=len(batch.records) + len(batch.problems))
                     raise _Rollback
                 result = await session.add_events(batch.records)
+                if hooks is not None:
+                    kept = hooks.inserted(batch.records, batch.summaries, result.inserted)
+                    if atomic:
+                        hooks.hold(kept)
+                    else:
+                        # Each batch of a proceed capture is durable once added.
+                        await hooks.durable(head, record, kept, final=False)
                 progress.count(
                     captured=len(result.inserted),
                     duplicates=len(result.duplicates),
@@ -443,6 +505,12 @@ async def _capture_batches(
             progress.job = replace(progress.job, document_id=reader.document_id)
     except _Rollback:
         _rolled_back(progress, atomic)
+        return
+    if hooks is not None:
+        if atomic:
+            await hooks.after_commit(head, record)
+        else:
+            await hooks.durable(head, record, [], final=True)
 
 
 def _rolled_back(progress: _Progress, atomic: bool) -> None:

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "service.commands.shipments",
     "service.commands.verification",
     "service.commands.exports",
+    "service.commands.ledger",
 )
 
 

@@ -411,6 +411,15 @@ class MongoEventStore:
     async def count_events(self) -> int:
         return int(await self._events.count_documents({}))
 
+    async def event_bodies(self, hash_ids: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        projection = {"_id": 0, "hash_id": 1, "body": 1}
+        for start in range(0, len(hash_ids), 1000):
+            chunk = list(hash_ids[start : start + 1000])
+            async for document in self._events.find({"hash_id": {"$in": chunk}}, projection):
+                found[document["hash_id"]] = bytes(document["body"])
+        return found
+
     # --- capture jobs -----------------------------------------------------------------------
 
     async def put_capture_job(self, job: CaptureJob) -> None:

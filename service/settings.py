@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -28,6 +28,9 @@ _ENVIRONMENT = {
     "DSCSA_DEFAULT_PAGE_SIZE": "default_page_size",
     "DSCSA_MAX_PAGE_SIZE": "max_page_size",
     "DSCSA_SHUTDOWN_TIMEOUT": "shutdown_timeout",
+    "DSCSA_CHECKS": "dscsa_checks",
+    "DSCSA_CHECKPOINT_INTERVAL": "checkpoint_interval",
+    "DSCSA_GRACE_PERIOD_DAYS": "grace_period_days",
 }
 
 
@@ -59,6 +62,13 @@ class Settings(BaseModel):
     default_page_size: int = Field(default=30, gt=0)
     max_page_size: int = Field(default=1000, gt=0)
     shutdown_timeout: float = Field(default=60.0, ge=0)
+    # strict: a document breaking a DSCSA document rule is refused (422) before it is stored;
+    # lenient: it is stored and the finding is recorded as an exception.
+    dscsa_checks: Literal["strict", "lenient"] = "lenient"
+    # Seconds between signed ledger checkpoints (only when the ledger grew).
+    checkpoint_interval: float = Field(default=600.0, gt=0)
+    # Business days before product without data (or data without product) is an exception.
+    grace_period_days: int = Field(default=3, ge=0)
 
     @field_validator("company_prefixes", mode="before")
     @classmethod

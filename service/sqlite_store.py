@@ -565,6 +565,19 @@ class SQLiteEventStore:
 
         return await self._read(read)
 
+    async def event_bodies(self, hash_ids: Sequence[str]) -> dict[str, bytes]:
+        def read(events: sqlite3.Connection, _: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            # Below SQLite's default limit of 999 bound parameters per statement.
+            for start in range(0, len(hash_ids), 900):
+                chunk = hash_ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT hash_id, body FROM events WHERE hash_id IN ({marks})"  # noqa: S608
+                found.update((h, bytes(body)) for h, body in events.execute(sql, chunk))
+            return found
+
+        return await self._read(read)
+
     # --- capture jobs -----------------------------------------------------------------------
 
     async def put_capture_job(self, job: CaptureJob) -> None:

@@ -6,12 +6,14 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from service.capture import CaptureTracker
+from service.capture_hooks import CapturePolicy
 from service.settings import Settings
 from service.store import EventStore
 
-__all__ = ["CAPTURES", "SCHEDULER", "SETTINGS", "STORE"]
+__all__ = ["CAPTURES", "CAPTURE_POLICY", "SCHEDULER", "SETTINGS", "STORE"]
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", EventStore)
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 CAPTURES = web.AppKey("captures", CaptureTracker)
+CAPTURE_POLICY = web.AppKey("capture_policy", CapturePolicy)

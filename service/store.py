@@ -274,6 +274,11 @@ class EventStore(Protocol):
 
     async def count_events(self) -> int: ...
 
+    async def event_bodies(self, hash_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored JSON of the events with these hash IDs (absent ones left out), read in
+        bulk and regardless of visibility: for audits such as ledger verification."""
+        ...
+
     # --- capture jobs ---------------------------------------------------------------------
 
     async def put_capture_job(self, job: CaptureJob) -> None:

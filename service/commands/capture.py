@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from epcis.errors import EPCISError
 from epcis.reading import ReadLimits
-from service.app import open_store
-from service.capture import capture_problem, file_document, new_job, read_head, run_capture
+from service.app import capture_policy, open_store
+from service.audit import open_ledger_store
+from service.capture import (
+    capture_problem,
+    dscsa_precheck,
+    file_document,
+    new_job,
+    read_head,
+    run_capture,
+)
+from service.capture_hooks import CapturePolicy
+from service.ledger import Ledger
 from service.settings import Settings, SettingsError
 from service.store import CaptureJob, EventStore
 
@@ -27,7 +39,9 @@ def register(subparsers: Any) -> None:
         "capture",
         help="capture EPCIS files into the configured store",
         description="Reads EPCIS 1.2/2.0 XML and 2.0 JSON-LD; an event already stored is "
-        "counted as a duplicate. Exit status 1 when any file had rejected events.",
+        "counted as a duplicate. The serial-state projection, DSCSA checks (DSCSA_CHECKS) "
+        "and audit ledger are updated as by the service; do not run it beside a running "
+        "'dscsa serve' on the same store. Exit status 1 when any file had rejected events.",
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -50,30 +64,56 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(job.success for _, job in jobs) else 1
 
 
+@contextlib.asynccontextmanager
+async def open_capture_stores(
+    settings: Settings,
+) -> AsyncIterator[tuple[EventStore, CapturePolicy]]:
+    """The event store and the policy (hooks into the traceability store and ledger) of the
+    service, opened in the service's order and closed in reverse."""
+    from service.traceability_store import open_traceability_store
+
+    async with contextlib.AsyncExitStack() as stack:
+        store = open_store(settings)
+        await store.open()
+        stack.push_async_callback(store.close)
+        traceability = open_traceability_store(settings)
+        await traceability.open()
+        stack.push_async_callback(traceability.close)
+        ledger_store = open_ledger_store(settings, store)
+        await ledger_store.open()
+        stack.push_async_callback(ledger_store.close)
+        ledger = Ledger(ledger_store)
+        await ledger.load()
+        yield store, capture_policy(settings, traceability, ledger)
+
+
 async def _capture_all(
     settings: Settings, files: list[Path], *, proceed: bool
 ) -> list[tuple[Path, CaptureJob]]:
-    store = open_store(settings)
-    await store.open()
     limits = ReadLimits(
         max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
     )
     results = []
-    try:
+    async with open_capture_stores(settings) as (store, policy):
         for path in files:
-            results.append((path, await _capture_one(store, path, limits, settings, proceed)))
-    finally:
-        await store.close()
+            job = await _capture_one(store, policy, path, limits, settings, proceed)
+            results.append((path, job))
     return results
 
 
 async def _capture_one(
-    store: EventStore, path: Path, limits: ReadLimits, settings: Settings, proceed: bool
+    store: EventStore,
+    policy: CapturePolicy,
+    path: Path,
+    limits: ReadLimits,
+    settings: Settings,
+    proceed: bool,
 ) -> CaptureJob:
     job = new_job(CLI_SENDER, "proceed" if proceed else "rollback")
     try:
         document = await asyncio.to_thread(file_document, path, settings.capture_file_size_limit)
         await asyncio.to_thread(read_head, document, limits, str(path))
+        await dscsa_precheck(policy, document, limits, str(path))
     except (OSError, EPCISError) as error:
         failure = error if isinstance(error, EPCISError) else EPCISError(str(error))
         return CaptureJob(
@@ -87,7 +127,14 @@ async def _capture_one(
     progress = _Progress(path, sys.stderr)
     try:
         return await run_capture(
-            store, document, job, limits=limits, source=str(path), on_batch=progress.update
+            store,
+            document,
+            job,
+            limits=limits,
+            source=str(path),
+            on_batch=progress.update,
+            hooks=policy.hooks,
+            spool_dir=policy.spool_dir,
         )
     finally:
         progress.close()

@@ -23,14 +23,16 @@ from service.capture import (
     SpooledDocument,
     capture_problem,
     document_senders,
+    dscsa_precheck,
     event_record,
     new_job,
     read_head,
     run_capture,
     spool,
 )
+from service.capture_hooks import CapturePolicy
 from service.settings import Settings
-from service.state import CAPTURES, SETTINGS, STORE
+from service.state import CAPTURE_POLICY, CAPTURES, SETTINGS, STORE
 from service.store import CaptureErrorBehaviour, CaptureJob, EventStore
 
 __all__ = [
@@ -72,14 +74,20 @@ def _check_content_type(request: web.Request) -> None:
 
 
 async def _preflight(
-    principal: Principal, document: SpooledDocument, limits: ReadLimits, source: str
+    principal: Principal,
+    document: SpooledDocument,
+    limits: ReadLimits,
+    source: str,
+    policy: CapturePolicy,
 ) -> DocumentHead:
-    """Refuse before a job exists: unreadable input (400/415) and foreign senders (403)."""
+    """Refuse before a job exists: unreadable input (400/415), foreign senders (403) and, in
+    strict mode, documents breaking a DSCSA document rule (422)."""
     try:
         head = await asyncio.to_thread(read_head, document, limits, source)
         if principal.role is not Role.OPERATOR:
             senders = await asyncio.to_thread(document_senders, document, limits, source)
             require_sender(principal, senders)
+        await dscsa_precheck(policy, document, limits, source)
     except BaseException:
         document.discard()
         raise
@@ -87,7 +95,11 @@ async def _preflight(
 
 
 async def _run_and_discard(
-    store: EventStore, document: SpooledDocument, job: CaptureJob, limits: ReadLimits
+    store: EventStore,
+    document: SpooledDocument,
+    job: CaptureJob,
+    limits: ReadLimits,
+    policy: CapturePolicy,
 ) -> CaptureJob:
     try:
         return await run_capture(
@@ -97,6 +109,8 @@ async def _run_and_discard(
             limits=limits,
             source="body",
             instance=f"/capture/{job.capture_id}",
+            hooks=policy.hooks,
+            spool_dir=policy.spool_dir,
         )
     finally:
         document.discard()
@@ -112,11 +126,12 @@ async def capture_document(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     document = await spool(request.content.iter_chunked(256 * 1024), settings.spool_dir, limit)
     limits = _limits(settings)
-    await _preflight(principal, document, limits, "body")
+    policy = request.app[CAPTURE_POLICY]
+    await _preflight(principal, document, limits, "body", policy)
     job = new_job(principal.partner_id, behaviour)
     store = request.app[STORE]
     await store.put_capture_job(job)
-    request.app[CAPTURES].start(_run_and_discard(store, document, job, limits))
+    request.app[CAPTURES].start(_run_and_discard(store, document, job, limits, policy))
     return web.Response(status=202, headers={"Location": f"/capture/{job.capture_id}"})
 
 
@@ -245,12 +260,19 @@ async def capture_event(request: web.Request) -> web.Response:
 
     document = await spool(chunks(), settings.spool_dir, settings.capture_file_size_limit)
     limits = _limits(settings)
-    await _preflight(principal, document, limits, "body")
+    policy = request.app[CAPTURE_POLICY]
+    await _preflight(principal, document, limits, "body", policy)
     try:
         event_id = await asyncio.to_thread(_single_event_id, document, limits)
         job = new_job(principal.partner_id, "rollback")
         finished = await run_capture(
-            request.app[STORE], document, job, limits=limits, source="body"
+            request.app[STORE],
+            document,
+            job,
+            limits=limits,
+            source="body",
+            hooks=policy.hooks,
+            spool_dir=policy.spool_dir,
         )
     finally:
         document.discard()

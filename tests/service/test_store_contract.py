@@ -217,6 +217,17 @@ async def test_stored_records_round_trip(store: EventStore) -> None:
     )
 
 
+async def test_event_bodies_reads_stored_json_in_bulk(store: EventStore) -> None:
+    await capture_all(store)
+    items = all_stored()
+    # More than one SQLite statement's worth of IDs, with an unknown one among them.
+    wanted = [item.record.hash_id for item in items] * 2 + ["0" * 64]
+    wanted += [f"absent-{n}" for n in range(1000)]
+    bodies = await store.event_bodies(wanted)
+    assert bodies == {item.record.hash_id: item.record.body for item in items}
+    assert await store.event_bodies([]) == {}
+
+
 # --- query -----------------------------------------------------------------------------------
 
 QUERY_CASES: list[dict[str, str]] = [
