@@ -298,7 +298,10 @@ class Server:
         command = [sys.executable, "-m", "bench.vrs", "--serve", kind, "--port", str(self.port)]
         if store is not None:
             command += ["--store", str(store), "--data-dir", str(data_dir)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # From the repository root: ``bench`` is a directory there, not an installed package.
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, cwd=OUT.parents[1]
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
         if not line or line[0] != "ready":
