@@ -208,6 +208,16 @@ def _needs_verification(route: web.RouteDef) -> web.RouteDef:
     return web.RouteDef(route.method, route.path, guarded, route.kwargs)
 
 
+def _no_head(routes: list[web.RouteDef]) -> list[web.RouteDef]:
+    """GET routes without the implicit HEAD twin: the OpenAPI document lists no HEADs."""
+    return [
+        web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, "allow_head": False})
+        if r.method == "GET"
+        else r
+        for r in routes
+    ]
+
+
 def _verification_configured(settings: Settings) -> VerificationSettings | None:
     try:
         vrs = VerificationSettings.from_environ()
@@ -238,9 +248,9 @@ def create_app(
     app.cleanup_ctx.append(_captures_context)
     app.on_response_prepare.append(_gs1_headers)
     setup_routes(app)
-    app.add_routes(traceability_routes())
-    app.add_routes(ledger_routes())
-    app.add_routes([_needs_verification(route) for route in verification_routes()])
-    app.add_routes(export_routes())
-    app.add_routes(shipment_routes())
+    app.add_routes(_no_head(traceability_routes()))
+    app.add_routes(_no_head(ledger_routes()))
+    app.add_routes(_no_head([_needs_verification(route) for route in verification_routes()]))
+    app.add_routes(_no_head(export_routes()))
+    app.add_routes(_no_head(shipment_routes()))
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def _app_routes(app: web.Application) -> set[tuple[str, str]]:
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter", "")
         # aiohttp writes a regex-constrained variable as {name:regex}; OpenAPI as {name}.
-        path = path.replace("{epc:.+}", "{epc}")
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
         routes.add((route.method, path))
     return routes
 
