@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
+	.ci/install-browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -25,7 +25,7 @@ from verification.ports import VerificationLogEntry
 __all__ = ["Bar", "Chart", "DayCounts", "chart", "get_dashboard", "verification_outcome"]
 
 DAYS = 30
-_WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 720, 220, 44, 28, 12
+_WIDTH, _HEIGHT, _LEFT, _RIGHT, _BOTTOM, _TOP = 720, 220, 44, 24, 28, 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,7 @@ class Chart:
     height: int
     bars: tuple[Bar, ...]
     ticks: tuple[tuple[float, int], ...]  # (y, value) of the horizontal grid lines
+    right: int  # where the grid lines end
     labels: tuple[tuple[float, str], ...]  # (x, text) under the bars, every week
     baseline: float
     left: int
@@ -78,7 +79,7 @@ def chart(days: Sequence[DayCounts]) -> Chart:
     """Two bars a day (events captured, verifications), scaled to the busiest day."""
     top = _nice_ceiling(max([1, *(max(d.events, d.verifications) for d in days)]))
     plot_height = _HEIGHT - _BOTTOM - _TOP
-    slot = (_WIDTH - _LEFT) / max(1, len(days))
+    slot = (_WIDTH - _LEFT - _RIGHT) / max(1, len(days))
     bar = slot * 0.38
     baseline = _HEIGHT - _BOTTOM
     bars: list[Bar] = []
@@ -92,10 +93,13 @@ def chart(days: Sequence[DayCounts]) -> Chart:
             height = plot_height * value / top
             label = f"{counts.day.isoformat()}: {value} {series}"
             bars.append(Bar(x + offset, baseline - height, bar, height, series, label))
-        if index % 7 == 0 or index == len(days) - 1:
+        # Weekly labels counted back from today, so the newest day is always labelled.
+        if (len(days) - 1 - index) % 7 == 0:
             labels.append((x + bar, counts.day.strftime("%b %d")))
     ticks = tuple((baseline - plot_height * part / 4, top * part // 4) for part in range(5))
-    return Chart(_WIDTH, _HEIGHT, tuple(bars), ticks, tuple(labels), baseline, _LEFT)
+    return Chart(
+        _WIDTH, _HEIGHT, tuple(bars), ticks, _WIDTH - _RIGHT, tuple(labels), baseline, _LEFT
+    )
 
 
 def _per_day(moments: Iterable[tuple[datetime, int]], first: date) -> Counter[date]:

@@ -30,7 +30,13 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
-def _form(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+def _form(
+    request: web.Request,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    next_page: str | None = None,
+) -> web.Response:
     session = read_session(request)
     fresh = session is None
     if session is None:
@@ -40,7 +46,7 @@ def _form(request: web.Request, *, error: str | None = None, status: int = 200) 
         "signin.html",
         status=status,
         error=error,
-        next=_safe_next(request.query.get("next")) or "",
+        next=_safe_next(next_page or request.query.get("next")) or "",
         form_csrf=session.csrf,
     )
     if fresh:
@@ -69,19 +75,22 @@ async def _principal_of_token(request: web.Request, token: str) -> Principal | N
 
 async def post_sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
+    target = str(form.get("next", ""))
     try:
         check_csrf(request, form.get("csrf"))
     except CsrfError as error:
-        return _form(request, error=error.message, status=403)
+        return _form(request, error=error.message, status=403, next_page=target)
     field = form.get("token")
     token = field.strip() if isinstance(field, str) else ""
     principal = await _principal_of_token(request, token) if token else None
     if principal is None:
-        return _form(request, error="That token is not known or has been revoked.", status=401)
-    target = form.get("next")
-    response = redirect(
-        _safe_next(target if isinstance(target, str) else None) or home_for(principal)
-    )
+        return _form(
+            request,
+            error="That token is not known or has been revoked.",
+            status=401,
+            next_page=target,
+        )
+    response = redirect(_safe_next(target) or home_for(principal))
     write_session(request, response, Session.signed_in(hash_token(token)))
     return response
 

@@ -46,12 +46,14 @@ GLN = "0300011111116"  # GS1 Pharma, the manufacturer of the scenario
 PACK = "urn:epc:id:sgtin:030001.0012345"
 CASE = "urn:epc:id:sgtin:030001.1012345"
 PACK_GTIN = "00300010123455"
-# One instance holding the whole chain, then a receipt of a case never shipped there.
+# One instance holding the whole chain, then a receipt of a case never shipped there and a
+# shipment without its transaction statement (two exceptions for the queue).
 CHAIN = (
     "1-manufacturer-to-wholesaler.xml",
     "2-wholesaler-operations.xml",
     "4-pharmacy-operations.xml",
     "faulty/received-not-shipped-to-us.xml",
+    "faulty/missing-transaction-statement.xml",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
