@@ -225,7 +225,8 @@ def _emit_identifiers(event: EventBase, out: list[str]) -> None:
             continue
         if kind == _EPCS:
             out.append(label)
-            out += sorted(f"epc={_value(epc)}" for epc in value)
+            # Every entry starts "epc=", so sorting the values sorts the entries.
+            out += ["epc=" + text for text in sorted(map(_value, value))]
         elif kind == _QUANTITIES:
             out.append(label)
             out += sorted(_quantity(q) for q in value)
@@ -258,6 +259,10 @@ def _emit_location(
     out: list[str],
     rest: list[str],
 ) -> None:
+    if not extensions:  # the common case: an identifier alone
+        if location:
+            out += (label, "id=", _value(location))
+        return
     names = ["id"] if location else []
     names += [e.clark_name for e in extensions]
     pulled_up, left_over = _split_extensions(names, [(e.clark_name, e) for e in extensions])
@@ -430,6 +435,7 @@ def _generic_list(items: Iterable[str]) -> str:
     return "".join(sorted(items))
 
 
+@lru_cache(maxsize=1024)  # event times repeat: a case and its items share one moment
 def _timestamp(value: datetime) -> str:
     """UTC with exactly millisecond precision, e.g. ``2019-10-21T10:00:30.000Z``."""
     utc = value.astimezone(UTC)

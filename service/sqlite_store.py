@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
@@ -26,18 +27,20 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from epcis.query import EpcFilter, EventQuery, QueryTooLargeError
-from service.event_index import index_from_json, index_to_json
+from service.event_index import index_from_json
 from service.store import (
     BatchResult,
     CaptureJob,
     CaptureProblem,
     DocumentRecord,
+    EventIndex,
     EventRecord,
     Page,
     PageCursor,
@@ -55,6 +58,11 @@ T = TypeVar("T")
 
 _READ_CHUNK = 1 << 20
 _IN_CHUNK = 500  # stay well under SQLite's bound-parameter limit
+# Rows per multi-row INSERT. sqlite3 lets go of the GIL around every statement it steps, and
+# taking it back waits for the capture's reader thread to yield (up to the 5 ms switch
+# interval), so one statement per row made the writer crawl whenever the reader was busy.
+_EVENT_ROWS_PER_INSERT = 100  # x 18 columns
+_KEY_ROWS_PER_INSERT = 500  # x 3 columns
 # Above every other character in SQLite's binary collation: the upper bound of a prefix range.
 _MAX_CHAR = "\U0010ffff"
 
@@ -67,7 +75,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS events (
     rowid INTEGER PRIMARY KEY,
     hash_id TEXT NOT NULL UNIQUE,
-    event_id TEXT NOT NULL,
+    event_id TEXT,
     event_type TEXT NOT NULL,
     event_time INTEGER NOT NULL,
     record_time INTEGER NOT NULL,
@@ -84,7 +92,7 @@ CREATE TABLE IF NOT EXISTS events (
     index_json TEXT NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_event_time ON events (event_time, hash_id);
 CREATE INDEX IF NOT EXISTS events_record_time ON events (record_time, hash_id);
 CREATE INDEX IF NOT EXISTS events_sender ON events (sender_partner_id);
@@ -117,8 +125,8 @@ _EVENT_COLUMNS = (
     "error_declared, index_json, body"
 )
 _SELECT_EVENT = (
-    "SELECT e.hash_id, e.event_id, e.event_type, e.event_time, e.record_time, e.document_id, "
-    "e.body, e.index_json FROM events e"
+    "SELECT e.hash_id, coalesce(e.event_id, e.hash_id), e.event_type, e.event_time, "
+    "e.record_time, e.document_id, e.body, e.index_json FROM events e"
 )
 
 
@@ -147,12 +155,47 @@ def _marks(count: int) -> str:
 # --- records <-> rows ---------------------------------------------------------------------
 
 
-def _event_row(rowid: int, record: EventRecord, sender: str | None) -> tuple[Any, ...]:
+_INDEX_FIELDS = tuple(EventIndex.__dataclass_fields__)
+_index_values = attrgetter(*_INDEX_FIELDS)
+_EXPIRY = _INDEX_FIELDS.index("expiry")
+_ERROR_TIME = _INDEX_FIELDS.index("error_declaration_time")
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _encode_index(index: EventIndex) -> str:
+    """The index as a JSON array of its fields in declaration order.
+
+    Positional rather than an object: it is written for every event, and building a dict of
+    names first cost more than the encoding itself.
+    """
+    values = _index_values(index)
+    if index.expiry is None and index.error_declaration_time is None:
+        return _encode_json(values)
+    patched = list(values)
+    patched[_EXPIRY] = index.expiry and index.expiry.isoformat()
+    moment = index.error_declaration_time
+    patched[_ERROR_TIME] = moment and moment.isoformat()
+    return _encode_json(patched)
+
+
+def _decode_index(text: str) -> EventIndex:
+    state = json.loads(text)
+    if isinstance(state, dict):  # written before the positional form
+        return index_from_json(state)
+    return index_from_json(dict(zip(_INDEX_FIELDS, state, strict=True)))
+
+
+def _event_row(
+    rowid: int, record: EventRecord, sender: str | None, *, every_event_id: bool
+) -> tuple[Any, ...]:
     index = record.index
+    # NULL when it is the hash (no eventID given): one index entry less per event. Files
+    # made before that declare the column NOT NULL, and keep getting every eventID.
+    event_id = record.event_id if every_event_id or record.event_id != record.hash_id else None
     return (
         rowid,
         record.hash_id,
-        record.event_id,
+        event_id,
         record.event_type,
         to_micros(record.event_time),
         to_micros(record.record_time),
@@ -166,19 +209,39 @@ def _event_row(rowid: int, record: EventRecord, sender: str | None) -> tuple[Any
         index.lot,
         index.expiry.isoformat() if index.expiry else None,
         int(index.error_declared),
-        json.dumps(index_to_json(index), separators=(",", ":")),
+        _encode_index(index),
         record.body,
     )
 
 
+class _Kinds(dict[str, str]):
+    """``role`` -> ``prefix:role``, remembered: a capture builds several keys per event."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, role: str) -> str:
+        kind = self[role] = f"{self.prefix}:{role}"
+        return kind
+
+
+_EPC_KINDS, _CLASS_KINDS = _Kinds("epc"), _Kinds("class")
+_BT_KINDS, _SRC_KINDS, _DST_KINDS = _Kinds("bt"), _Kinds("src"), _Kinds("dst")
+
+
 def _key_rows(rowid: int, record: EventRecord) -> list[tuple[str, str, int]]:
     index = record.index
-    rows = [(key, f"epc:{role}", rowid) for role, key in index.epcs]
-    rows += [(key, f"class:{role}", rowid) for role, key in index.classes]
-    rows += [(value, f"bt:{kind}", rowid) for kind, value in index.biz_transactions]
-    rows += [(value, f"src:{kind}", rowid) for kind, value in index.sources]
-    rows += [(value, f"dst:{kind}", rowid) for kind, value in index.destinations]
-    rows += [(party, "party", rowid) for party in index.parties]
+    rows = [(key, _EPC_KINDS[role], rowid) for role, key in index.epcs]
+    if index.classes:
+        rows += [(key, _CLASS_KINDS[role], rowid) for role, key in index.classes]
+    if index.parties:  # only events with sources or destinations have parties
+        rows += [(value, _BT_KINDS[kind], rowid) for kind, value in index.biz_transactions]
+        rows += [(value, _SRC_KINDS[kind], rowid) for kind, value in index.sources]
+        rows += [(value, _DST_KINDS[kind], rowid) for kind, value in index.destinations]
+        rows += [(party, "party", rowid) for party in index.parties]
+    elif index.biz_transactions:
+        rows += [(value, _BT_KINDS[kind], rowid) for kind, value in index.biz_transactions]
     return rows
 
 
@@ -192,7 +255,7 @@ def _event_record(row: sqlite3.Row | tuple[Any, ...]) -> EventRecord:
         record_time=from_micros(record_time),
         document_id=document_id,
         body=bytes(body),
-        index=index_from_json(json.loads(index)),
+        index=_decode_index(index),
     )
 
 
@@ -296,7 +359,14 @@ def _where(query: EventQuery, visibility: Visibility) -> _Where:
     where.one_of("disposition", query.dispositions)
     where.one_of("read_point", query.read_points)
     where.one_of("biz_location", query.biz_locations)
-    where.one_of("event_id", query.event_ids)
+    if query.event_ids is not None:
+        ids = sorted(query.event_ids)
+        marks = _marks(len(ids))
+        where.add(
+            f"(e.event_id IN ({marks}) OR (e.event_id IS NULL AND e.hash_id IN ({marks})))",
+            *ids,
+            *ids,
+        )
     where.one_of("lot", query.lots)
     if query.expiry_dates is not None:
         where.one_of("expiry", frozenset(day.isoformat() for day in query.expiry_dates))
@@ -354,6 +424,7 @@ class SQLiteEventStore:
         self._control_connection: sqlite3.Connection | None = None
         # One capture transaction at a time on the events file (SQLite has one writer anyway).
         self.write_lock = asyncio.Lock()
+        self.every_event_id = False
 
     @classmethod
     def from_url(cls, url: str, data_dir: Path) -> SQLiteEventStore:
@@ -410,6 +481,8 @@ class SQLiteEventStore:
         def open_events() -> sqlite3.Connection:
             connection = _connect(self._path, read_only=False)
             connection.executescript(_EVENTS_SCHEMA)
+            columns = connection.execute("PRAGMA table_info(events)").fetchall()
+            self.every_event_id = any(c[1] == "event_id" and c[3] for c in columns)
             return connection
 
         def open_control() -> sqlite3.Connection:
@@ -511,6 +584,7 @@ class SQLiteEventStore:
 
         def read(events: sqlite3.Connection, _: sqlite3.Connection) -> EventRecord | None:
             for column in ("hash_id", "event_id"):
+                # event_id is NULL where it equals hash_id: the first probe finds those.
                 sql = f"{_SELECT_EVENT} WHERE e.{column} = ? AND ({where.sql()}) LIMIT 1"
                 row = events.execute(sql, (event_id_or_hash, *where.params)).fetchone()
                 if row:
@@ -675,6 +749,18 @@ def _check_count(events: sqlite3.Connection, where: _Where, maximum: int) -> Non
         raise QueryTooLargeError(f"more than maxEventCount={maximum} events match the query")
 
 
+def _insert_rows(
+    connection: sqlite3.Connection, insert: str, rows: Sequence[tuple[Any, ...]], width: int
+) -> None:
+    """``insert`` (ending in VALUES) for every row, many rows per statement."""
+    per = _EVENT_ROWS_PER_INSERT if width > 3 else _KEY_ROWS_PER_INSERT
+    group = f"({_marks(width)})"
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        values = ",".join(itertools.repeat(group, len(chunk)))
+        connection.execute(f"{insert} {values}", list(itertools.chain.from_iterable(chunk)))
+
+
 def _fsync_directory(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
     descriptor = os.open(directory, os.O_RDONLY)
@@ -775,14 +861,14 @@ class SQLiteCaptureSession:
             return []
         first = connection.execute("SELECT coalesce(max(rowid), 0) + 1 FROM events").fetchone()[0]
         sender = self._document.sender_partner_id
-        connection.executemany(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(18)})",  # noqa: S608
-            (_event_row(first + n, record, sender) for n, record in enumerate(fresh)),
-        )
-        connection.executemany(
-            "INSERT OR IGNORE INTO event_keys VALUES (?, ?, ?)",
-            (row for n, record in enumerate(fresh) for row in _key_rows(first + n, record)),
-        )
+        every = self._store.every_event_id
+        rows = [
+            _event_row(first + n, record, sender, every_event_id=every)
+            for n, record in enumerate(fresh)
+        ]
+        _insert_rows(connection, f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES", rows, 18)
+        keys = [row for n, record in enumerate(fresh) for row in _key_rows(first + n, record)]
+        _insert_rows(connection, "INSERT OR IGNORE INTO event_keys VALUES", keys, 3)
         return fresh
 
     async def commit(self) -> None:

@@ -477,3 +477,75 @@ async def test_document_content_is_byte_exact_and_idempotent(store: EventStore) 
 
 async def test_store_answers_ping(store: EventStore) -> None:
     assert await store.ping()
+
+
+# --- bulk insert and eventID lookups (the SQLite writer groups rows per statement) ------------
+
+
+def _copies(count: int) -> list[StoredEvent]:
+    """``count`` distinct copies of the fixture events (new hash IDs, same keys)."""
+    items = all_stored()
+    copies = []
+    for n in range(count):
+        item = items[n % len(items)]
+        tag = f"-copy{n}"
+        # An eventID that was the hash stays the (new) hash; a given one stays distinct.
+        record = replace(
+            item.record, hash_id=item.record.hash_id + tag, event_id=item.record.event_id + tag
+        )
+        copies.append(replace(item, record=record))
+    return copies
+
+
+async def test_a_batch_larger_than_one_insert_statement_is_stored_whole(store: EventStore) -> None:
+    document, _ = stored_events()[0]
+    copies = _copies(437)  # several statements' worth of event and key rows, and a remainder
+    async with store.begin_capture(document) as session:
+        result = await session.add_events([item.record for item in copies])
+        again = await session.add_events([item.record for item in copies[:150]])
+        await session.commit()
+    assert len(result.inserted) == len(copies) and result.duplicates == ()
+    assert len(again.duplicates) == 150
+    assert await store.count_events() == len(copies)
+    for item in copies[::37]:
+        assert await store.get_event(item.record.event_id, EVERYTHING) == item.record
+    epc = next(key for item in copies for role, key in item.record.index.epcs if role == "epc")
+    query = parse_query_params({"MATCH_epc": epc})
+    want = sorted(
+        (to_micros(item.record.event_time), item.record.hash_id)
+        for item in copies
+        if matches(query, item.event)
+    )
+    assert await collect(store, query, EVERYTHING, per_page=7) == [h for _, h in want]
+
+
+async def test_eq_event_id_finds_given_ids_and_hash_ids(captured: EventStore) -> None:
+    items = all_stored()
+    given = next(i for i in items if i.event.event_id and i.event.event_id.startswith("urn:uuid:"))
+    hashed = next(i for i in items if i.record.event_id == i.record.hash_id)
+    params = {"EQ_eventID": f"{given.record.event_id}|{hashed.record.hash_id}"}
+    got = await collect(captured, parse_query_params(params), EVERYTHING, per_page=10)
+    assert sorted(got) == sorted([given.record.hash_id, hashed.record.hash_id])
+    assert await captured.get_event(hashed.record.hash_id, EVERYTHING) == hashed.record
+
+
+async def test_sqlite_file_from_before_nullable_event_ids_still_captures(tmp_path: Path) -> None:
+    import sqlite3
+
+    from service import sqlite_store
+
+    path = tmp_path / "events.sqlite3"
+    legacy = sqlite_store._EVENTS_SCHEMA.replace("event_id TEXT,", "event_id TEXT NOT NULL,")
+    with sqlite3.connect(path) as connection:
+        connection.executescript(legacy.replace(" WHERE event_id IS NOT NULL", ""))
+    store = SQLiteEventStore(path, tmp_path / "data")
+    await store.open()
+    try:
+        await capture_all(store)
+        for item in all_stored():
+            assert await store.get_event(item.record.hash_id, EVERYTHING) == item.record
+        query = parse_query_params({"EQ_eventID": all_stored()[0].record.event_id})
+        want = expected(query, all_stored())
+        assert want and await collect(store, query, EVERYTHING, per_page=10) == want
+    finally:
+        await store.close()
