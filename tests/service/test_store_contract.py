@@ -504,7 +504,8 @@ async def test_a_batch_larger_than_one_insert_statement_is_stored_whole(store: E
         result = await session.add_events([item.record for item in copies])
         again = await session.add_events([item.record for item in copies[:150]])
         await session.commit()
-    assert len(result.inserted) == len(copies) and result.duplicates == ()
+    assert len(result.inserted) == len(copies)
+    assert result.duplicates == ()
     assert len(again.duplicates) == 150
     assert await store.count_events() == len(copies)
     for item in copies[::37]:
@@ -546,6 +547,7 @@ async def test_sqlite_file_from_before_nullable_event_ids_still_captures(tmp_pat
             assert await store.get_event(item.record.hash_id, EVERYTHING) == item.record
         query = parse_query_params({"EQ_eventID": all_stored()[0].record.event_id})
         want = expected(query, all_stored())
-        assert want and await collect(store, query, EVERYTHING, per_page=10) == want
+        assert want
+        assert await collect(store, query, EVERYTHING, per_page=10) == want
     finally:
         await store.close()
