@@ -8,8 +8,9 @@ itself (and lets ``/ui`` pass its bearer-token check), this builds the same thin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -17,15 +18,15 @@ from pydantic import SecretStr
 from service.app import create_app
 from service.audit import LEDGER, ledger_context
 from service.auth import auth_middleware
-from service.export_store import export_store_context
+from service.export_store import EXPORTS, export_store_context
 from service.handlers.traceability import TRACEABILITY
-from service.handlers.verification import verification_context
+from service.handlers.verification import VERIFICATION, verification_context
 from service.partners import add_partner
 from service.settings import Settings
 from service.state import SETTINGS, STORE
 from service.traceability_store import open_traceability_store
 from service.verification_responder import VerificationSettings
-from service.web import is_page_path, web_routes
+from service.web import PAGE_PREFIX, is_page_path, web_routes
 from tests.service.export_fixtures import index_captured
 
 __all__ = [
@@ -57,6 +58,7 @@ CHAIN = (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Context = Callable[[web.Application], AbstractAsyncContextManager[None]]
 
 
 @web.middleware
@@ -88,16 +90,34 @@ def site_settings(folder: Path) -> Settings:
     )
 
 
+def _unless_wired(key: web.AppKey[Any], context: Context) -> Context:
+    """``context``, unless the app factory has already put ``key`` in the app."""
+
+    @asynccontextmanager
+    async def guarded(app: web.Application) -> AsyncIterator[None]:
+        if key in app:
+            yield
+            return
+        async with context(app):
+            yield
+
+    return guarded
+
+
 def build_app(settings: Settings) -> web.Application:
     app = create_app(settings)
-    if not any(getattr(m, "__name__", "") == "bearer_except_pages" for m in app.middlewares):
+    if auth_middleware in app.middlewares:
         position = app.middlewares.index(auth_middleware)
         app.middlewares[position] = bearer_except_pages
-    app.cleanup_ctx.append(_traceability)
-    app.cleanup_ctx.append(ledger_context(lambda a: a[STORE]))
-    app.cleanup_ctx.append(export_store_context())
-    app.cleanup_ctx.append(verification_context(VerificationSettings(responder_gln=GLN)))
-    app.add_routes(web_routes())
+    for key, context in (
+        (TRACEABILITY, _traceability),
+        (LEDGER, ledger_context(lambda a: a[STORE])),
+        (EXPORTS, export_store_context()),
+        (VERIFICATION, verification_context(VerificationSettings(responder_gln=GLN))),
+    ):
+        app.cleanup_ctx.append(_unless_wired(key, context))  # type: ignore[arg-type]
+    if not any(r.canonical == f"{PAGE_PREFIX}/sign-in" for r in app.router.resources()):
+        app.add_routes(web_routes())
     return app
 
 
