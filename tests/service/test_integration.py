@@ -13,6 +13,7 @@ from epcis.event_hash import event_hash, ignored_fields
 from epcis.model import DocumentHead
 from epcis.reading import iter_document
 from service.app import create_app
+from service.capture_hooks import CHUNK, CommittedBatch, HookRunner
 from service.checkpoints import Checkpoint, verify_checkpoint
 from service.keys import load_public_key
 from service.ledger import leaf_data
@@ -195,3 +196,58 @@ async def test_checkpoint_signature_is_base64_ed25519(
     await capture(client, pharma_example, operator)
     signed = await _checkpoint(client, operator)
     assert len(base64.b64decode(signed["signature"])) == 64
+
+
+class _Recorder:
+    """A hook that keeps what it is given, to check how the runner calls hooks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, bool, list[Any]]] = []
+
+    def summarize(self, hash_id: str, event: Any, record: Any) -> str:
+        return hash_id
+
+    async def committed(self, batch: CommittedBatch, items: Any) -> None:
+        self.calls.append((batch.first, batch.final, list(items)))
+
+
+def _record(hash_id: str) -> Any:
+    class _Stored:
+        pass
+
+    stored = _Stored()
+    stored.hash_id = hash_id  # type: ignore[attr-defined]
+    return stored
+
+
+async def test_held_items_come_back_in_chunks_after_the_commit(tmp_path: Path) -> None:
+    recorder = _Recorder()
+    runner = HookRunner([recorder], tmp_path / "spool")
+    total = CHUNK * 2 + 17
+    for start in range(0, total, 700):
+        ids = [f"h{n}" for n in range(start, min(start + 700, total))]
+        records = [_record(h) for h in ids] + [_record(ids[0])]  # a repeat in the batch
+        summaries = [(h,) for h in ids] + [(ids[0],)]
+        inserted = ids[1:] if start == 0 else ids  # h0 was already stored
+        runner.hold(runner.inserted(records, summaries, inserted))
+    assert list((tmp_path / "spool").iterdir()) == []  # unlinked temporary file
+    head: Any = object()
+    document: Any = type("D", (), {"document_id": "d"})()
+    await runner.after_commit(head, document)
+    sizes = [len(items) for _, _, items in recorder.calls]
+    assert sizes == [CHUNK, CHUNK, total - 1 - 2 * CHUNK]
+    assert [(first, final) for first, final, _ in recorder.calls] == [
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
+    seen = [item for _, _, items in recorder.calls for item in items]
+    assert seen == [f"h{n}" for n in range(1, total)]
+
+
+async def test_a_capture_with_nothing_new_still_reports_the_document() -> None:
+    recorder = _Recorder()
+    runner = HookRunner([recorder])
+    document: Any = type("D", (), {"document_id": "d"})()
+    await runner.after_commit(object(), document)  # type: ignore[arg-type]
+    assert recorder.calls == [(True, True, [])]
