@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from service.handlers.verification import VERIFICATION
+from service.lookup_directory import DirectoryEntry
+from service.serial_state import gtin_of
 from service.settings import Settings
+from service.verification_log import LogFilter
 from tests.web.site import PACK, PACK_GTIN, build_app, capture_scenario, issue_token, site_settings
 
 Client = TestClient[Any, Any]
@@ -215,3 +220,52 @@ async def test_pages_send_a_content_security_policy(operator: Client) -> None:
     response = await operator.get("/ui/exports")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+OTHER_GTIN = gtin_of("urn:epc:id:sgtin:0614141.012345.1") or ""
+
+
+async def _other_manufacturer(request: web.Request) -> web.Response:
+    # Another company's responder: every package of its GTIN verified, and under recall.
+    return web.json_response(
+        {
+            "verificationTimestamp": "2026-11-27T10:00:00.000Z",
+            "responderGLN": "0614141000005",
+            "data": {"verified": True, "additionalInfo": "Recalled"},
+            "corrUUID": request.query["corrUUID"],
+        }
+    )
+
+
+async def test_others_products_are_asked_of_their_manufacturer(
+    operator: Client, aiohttp_server: Any
+) -> None:
+    responder = web.Application()
+    responder.router.add_get("/{tail:.+}", _other_manufacturer)
+    server = await aiohttp_server(responder)
+    entry = DirectoryEntry(
+        key="0614141", responder_id="acme", base_url=str(server.make_url("/vrs"))
+    )
+    await operator.app[VERIFICATION].directory.put(entry)
+    page = await operator.get("/ui/verify")
+    scan = f"(01){OTHER_GTIN}(21)X1(10)L1(17)290101"
+    html = await (
+        await operator.post("/ui/verify", data={"csrf": _csrf(await page.text()), "scan": scan})
+    ).text()
+    assert 'class="verdict good"' in html
+    assert "The product is under recall." in html
+    assert "the manufacturer (0614141000005)" in html
+    outbound = await operator.app[VERIFICATION].log.query(LogFilter(gtin=OTHER_GTIN))
+    assert [e.verified for e in outbound] == [True]
+
+
+async def test_others_products_without_a_known_responder_are_not_verified(
+    operator: Client,
+) -> None:
+    page = await operator.get("/ui/verify")
+    scan = f"(01){OTHER_GTIN}(21)X2(10)L1(17)290101"
+    html = await (
+        await operator.post("/ui/verify", data={"csrf": _csrf(await page.text()), "scan": scan})
+    ).text()
+    assert "Could not be verified" in html
+    assert "No verification service is known" in html
