@@ -38,6 +38,7 @@ from service.state import CAPTURE_POLICY, CAPTURES, SCHEDULER, SETTINGS, STORE
 from service.store import EventStore
 from service.traceability_store import open_traceability_store
 from service.verification_responder import VerificationSettings
+from service.web import is_page_path, web_routes
 
 __all__ = [
     "CAPTURES",
@@ -228,12 +229,22 @@ def _verification_configured(settings: Settings) -> VerificationSettings | None:
     return vrs
 
 
+@web.middleware
+async def _bearer_except_pages(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # The /ui pages sign people in with a session cookie of their own, not a bearer token.
+    if is_page_path(request.path):
+        return await handler(request)
+    return await auth_middleware(request, handler)
+
+
 def create_app(
     settings: Settings | None = None, *, store: EventStore | None = None
 ) -> web.Application:
     """The service; ``store`` injects an already-built adapter (tests), else DSCSA_STORE decides."""
     app = web.Application(
-        middlewares=[problems_middleware, auth_middleware],
+        middlewares=[problems_middleware, _bearer_except_pages],
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings = settings or Settings.from_environ()
@@ -253,4 +264,5 @@ def create_app(
     app.add_routes(_no_head([_needs_verification(route) for route in verification_routes()]))
     app.add_routes(_no_head(export_routes()))
     app.add_routes(_no_head(shipment_routes()))
+    app.add_routes(web_routes())
     return app
