@@ -31,6 +31,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from service.settings import Settings
+from tests.web.accessibility import accessibility_problems
 from tests.web.site import PACK, PACK_GTIN, build_app, capture_scenario, site_settings
 
 pytestmark = pytest.mark.browser
@@ -140,8 +141,10 @@ def wait_for(driver: WebDriver, css: str, seconds: float = 10) -> WebElement:
 
 
 def shoot(driver: WebDriver, folder: Path, name: str, size: tuple[int, int] = LAPTOP) -> Path:
-    """A screenshot of the whole page at this width; the window is put back afterwards."""
+    """A screenshot of the whole page at this width, after the page passes the accessibility
+    checks at that width; the window is put back afterwards."""
     driver.set_window_size(*size)
+    assert accessibility_problems(driver) == []
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(size[0], max(size[1], int(height) + 140))
     path = folder / f"{name}.png"
