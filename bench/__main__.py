@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import platform
 import sys
@@ -13,9 +14,17 @@ from typing import Any
 
 __all__ = ["BENCHMARKS", "main"]
 
-# Benchmark groups: name -> module with ``run(quick: bool) -> dict``.
-BENCHMARKS = {
+# Benchmark groups: name -> module with ``run(quick: bool) -> dict``. Groups whose module
+# is not in this checkout (added by work still in progress) are left out.
+_GROUPS = {
     "core": "bench.core",
+    "service": "bench.service",
+    "traceability": "bench.traceability",
+    "exports": "bench.exports",
+    "vrs": "bench.vrs",
+}
+BENCHMARKS = {
+    name: module for name, module in _GROUPS.items() if importlib.util.find_spec(module) is not None
 }
 LATEST = Path(__file__).resolve().parent / "out" / "latest.json"
 
