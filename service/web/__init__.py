@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.web import dashboard, exception_pages, export_pages, signin, trace_page, verify_page
-from service.web.rendering import PAGE_PREFIX, STATIC_DIR, redirect
+from service.web.rendering import PAGE_PREFIX, STATIC_DIR, redirect, render
+from service.web.sessions import current_principal
 
 __all__ = ["PAGE_PREFIX", "is_page_path", "web_routes"]
 
@@ -17,6 +18,17 @@ def is_page_path(path: str) -> bool:
 
 async def _to_pages(request: web.Request) -> web.StreamResponse:
     return redirect(f"{PAGE_PREFIX}/")
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    principal = await current_principal(request)
+    return render(
+        request,
+        "error.html",
+        principal=principal,
+        status=404,
+        message="There is no such page. Use the menu, or start again from the first page.",
+    )
 
 
 def web_routes() -> list[web.AbstractRouteDef]:
@@ -36,4 +48,6 @@ def web_routes() -> list[web.AbstractRouteDef]:
         web.post(f"{p}/exports", export_pages.post_export),
         web.get(f"{p}/exports/{{export_id}}/bundle", export_pages.get_bundle, allow_head=False),
         web.static(f"{p}/static", STATIC_DIR, append_version=False),
+        # Last: anything else under /ui is a page that does not exist (HTML, not JSON).
+        web.route("*", f"{p}/{{tail:.*}}", _not_found),
     ]

@@ -269,3 +269,11 @@ async def test_others_products_without_a_known_responder_are_not_verified(
     ).text()
     assert "Could not be verified" in html
     assert "No verification service is known" in html
+
+
+async def test_unknown_pages_are_an_html_404(operator: Client) -> None:
+    response = await operator.get("/ui/no-such-page")
+    assert response.status == 404
+    assert response.content_type == "text/html"
+    assert "There is no such page" in await response.text()
+    assert (await operator.get("/ui/static/app.css")).status == 200
