@@ -108,6 +108,12 @@ class XmlSchemaValidator:
         self._schema = etree.XMLSchema(etree.parse(str(schema_file), _safe_parser()))
         self._xmlschema: Any = None
 
+    @property
+    def schema(self) -> etree.XMLSchema:
+        """The compiled schema, for a reader that validates in its own parse (``iterparse``
+        takes ``schema=``): that spares the second parse :func:`validate_xml` makes."""
+        return self._schema
+
     def is_valid_stream(self, chunks: Iterator[bytes]) -> bool:
         """Validate while parsing, keeping only the open elements; True when valid."""
         parser = etree.XMLPullParser(
