@@ -39,8 +39,8 @@ def _openapi_routes(document: dict[str, Any]) -> set[tuple[str, str]]:
 def _app_routes(app: web.Application) -> set[tuple[str, str]]:
     routes = set()
     for route in app.router.routes():
-        if isinstance(route.resource, web.StaticResource):
-            continue  # files for the pages, not operations
+        if isinstance(route.resource, web.StaticResource) or route.method == "*":
+            continue  # files for the pages and the pages' not-found fallback: not operations
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter", "")
         # aiohttp writes a regex-constrained variable as {name:regex}; OpenAPI as {name}.
