@@ -29,7 +29,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
     client = await aiohttp_client(build_app(settings))
-    await capture_scenario(client.app)
+    token = settings.operator_token_path.read_text().strip()
+    await capture_scenario(str(client.make_url("")), token)
     return client
 
 

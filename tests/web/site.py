@@ -1,33 +1,21 @@
-"""The service with the web pages and everything they read, on SQLite in a temporary folder.
-
-Until the integrated app factory wires traceability, the ledger, verification and exports
-itself (and lets ``/ui`` pass its bearer-token check), this builds the same thing around
-``create_app``; captures go through the real pipeline, then into the projection and ledger.
-"""
+"""The integrated service on SQLite in a temporary folder, and the DSCSA scenario captured
+into it through ``POST /capture`` (so the capture hooks project and ledger it), as a partner
+system would send it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
 from service.app import create_app
-from service.audit import LEDGER, ledger_context
-from service.auth import auth_middleware
-from service.export_store import EXPORTS, export_store_context
-from service.handlers.traceability import TRACEABILITY
-from service.handlers.verification import VERIFICATION, verification_context
 from service.partners import add_partner
 from service.settings import Settings
-from service.state import SETTINGS, STORE
-from service.traceability_store import open_traceability_store
-from service.verification_responder import VerificationSettings
-from service.web import PAGE_PREFIX, is_page_path, web_routes
-from tests.service.export_fixtures import index_captured
+from service.state import STORE
 
 __all__ = [
     "CASE",
@@ -57,28 +45,6 @@ CHAIN = (
     "faulty/missing-transaction-statement.xml",
 )
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Context = Callable[[web.Application], AbstractAsyncContextManager[None]]
-
-
-@web.middleware
-async def bearer_except_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # What the integrated auth middleware is asked to do: pages sign in with a session.
-    if is_page_path(request.path):
-        return await handler(request)
-    return await auth_middleware(request, handler)
-
-
-@asynccontextmanager
-async def _traceability(app: web.Application) -> AsyncIterator[None]:
-    store = open_traceability_store(app[SETTINGS])
-    await store.open()
-    app[TRACEABILITY] = store
-    try:
-        yield
-    finally:
-        await store.close()
-
 
 def site_settings(folder: Path) -> Settings:
     return Settings(
@@ -90,40 +56,36 @@ def site_settings(folder: Path) -> Settings:
     )
 
 
-def _unless_wired(key: web.AppKey[Any], context: Context) -> Context:
-    """``context``, unless the app factory has already put ``key`` in the app."""
-
-    @asynccontextmanager
-    async def guarded(app: web.Application) -> AsyncIterator[None]:
-        if key in app:
-            yield
-            return
-        async with context(app):
-            yield
-
-    return guarded
-
-
 def build_app(settings: Settings) -> web.Application:
-    app = create_app(settings)
-    if auth_middleware in app.middlewares:
-        position = app.middlewares.index(auth_middleware)
-        app.middlewares[position] = bearer_except_pages
-    for key, context in (
-        (TRACEABILITY, _traceability),
-        (LEDGER, ledger_context(lambda a: a[STORE])),
-        (EXPORTS, export_store_context()),
-        (VERIFICATION, verification_context(VerificationSettings(responder_gln=GLN))),
-    ):
-        app.cleanup_ctx.append(_unless_wired(key, context))  # type: ignore[arg-type]
-    if not any(r.canonical == f"{PAGE_PREFIX}/sign-in" for r in app.router.resources()):
-        app.add_routes(web_routes())
-    return app
+    """The app factory's own app: it wires the pages, stores, hooks and verification."""
+    return create_app(settings)
 
 
-async def capture_scenario(app: web.Application, names: tuple[str, ...] = CHAIN) -> None:
-    for name in names:
-        await index_captured(app[STORE], app[TRACEABILITY], app[LEDGER], SCENARIO / name)
+async def _wait(session: aiohttp.ClientSession, location: str) -> dict[str, Any]:
+    for _ in range(500):
+        async with session.get(location) as response:
+            assert response.status == 200, await response.text()
+            job: dict[str, Any] = await response.json()
+        if not job["running"]:
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"capture job {location} still running")
+
+
+async def capture_scenario(base_url: str, token: str, names: tuple[str, ...] = CHAIN) -> None:
+    """Send each file to ``POST /capture`` with ``token`` and wait until it is stored."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base_url, headers=headers) as session:
+        for name in names:
+            async with session.post(
+                "/capture",
+                data=(SCENARIO / name).read_bytes(),
+                headers={"Content-Type": "application/xml"},
+            ) as response:
+                assert response.status == 202, await response.text()
+                location = response.headers["Location"]
+            job = await _wait(session, location)
+            assert job["success"], (name, job)
 
 
 async def issue_token(app: web.Application, name: str, gln: str, role: str) -> str:

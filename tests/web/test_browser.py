@@ -95,7 +95,8 @@ class LiveSite:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     live = LiveSite(site_settings(tmp_path_factory.mktemp("site")))
     live.start()
-    live.call(capture_scenario(live.app))
+    token = live.settings.operator_token_path.read_text().strip()
+    live.call(capture_scenario(live.url, token))
     yield live
     live.stop()
 
