@@ -380,14 +380,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         prepared = time.perf_counter() - started
         export = _child("export", folder)
         verify = _child("verify", folder)
-        sign = _child("sign", folder, 2 if quick else 8)
+        sign = _child("sign", folder, 2 if quick else 4)
     return {
         "serials": serials,
         "events": events,
         "setup_seconds": round(prepared, 1),
         "export": export,
         "verify": verify,
-        "xml_sign_rss_probe_mb": 2 if quick else 8,
+        "xml_sign_rss_probe_mb": 2 if quick else 4,
         "xml_sign": sign,
         "targets": {"export_seconds": 15, "export_peak_rss_mb": 500, "verify_seconds": 5},
         "parent_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
