@@ -1,31 +1,21 @@
-"""``/exports`` on the real app (create_app plus the export routes) over real SQLite stores."""
+"""``/exports`` on the real app (create_app) over real SQLite stores."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from epcis.reading import ReadLimits
 from service.app import create_app
-from service.audit import LEDGER, ledger_context
-from service.capture import file_document, read_head
-from service.export_store import export_store_context
 from service.export_verification import verify_bundle
-from service.handlers.exports import export_routes
-from service.handlers.traceability import TRACEABILITY
 from service.partners import add_partner
 from service.settings import Settings
-from service.sqlite_traceability_store import SQLiteTraceabilityStore
 from service.state import STORE
 from tests.service.conftest import Client, bearer, capture
-from tests.service.export_fixtures import PHARMA_EXAMPLE, index_document
+from tests.service.export_fixtures import PHARMA_EXAMPLE
 
 LOT_REQUEST = {
     "requester_kind": "state",
@@ -36,28 +26,11 @@ LOT_REQUEST = {
 }
 
 
-def _traceability(folder: Path) -> Any:
-    @asynccontextmanager
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        store = SQLiteTraceabilityStore(folder / "trace.sqlite3")
-        await store.open()
-        app[TRACEABILITY] = store
-        try:
-            yield
-        finally:
-            await store.close()
-
-    return context
-
-
 @pytest.fixture
-async def app_client(aiohttp_client: AiohttpClient, settings: Settings, tmp_path: Path) -> Client:
-    app = create_app(settings)
-    app.cleanup_ctx.append(ledger_context(lambda a: a[STORE]))
-    app.cleanup_ctx.append(_traceability(tmp_path))
-    app.cleanup_ctx.append(export_store_context())
-    app.add_routes(export_routes())
-    return await aiohttp_client(app)
+async def app_client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
+    # create_app wires the export routes, the export store and the capture hooks that
+    # project each capture and append its ledger leaves.
+    return await aiohttp_client(create_app(settings))
 
 
 @pytest.fixture
@@ -70,14 +43,6 @@ async def _captured(client: Client, headers: dict[str, str]) -> None:
         pytest.skip("the shared reference data is not present")
     job = await capture(client, PHARMA_EXAMPLE.read_bytes(), headers)
     assert job["success"], job
-    head = read_head(file_document(PHARMA_EXAMPLE, 1 << 24), ReadLimits(), "example")
-    app = client.app
-    stored = await app[STORE].get_capture_job(job["captureID"])
-    assert stored is not None
-    assert stored.document_id is not None
-    await index_document(
-        app[STORE], app[TRACEABILITY], app[LEDGER], stored.document_id, head.header
-    )
 
 
 async def _ready(client: Client, location: str, headers: dict[str, str]) -> dict[str, Any]:
