@@ -22,6 +22,7 @@ _GROUPS = {
     "traceability": "bench.traceability",
     "exports": "bench.exports",
     "vrs": "bench.vrs",
+    "vrs_profile": "bench.vrs_profile",
 }
 BENCHMARKS = {
     name: module for name, module in _GROUPS.items() if importlib.util.find_spec(module) is not None

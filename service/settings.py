@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +39,9 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot run with."""
 
 
+@cache
 def package_version() -> str:
+    # Cached: every response carries it, and reading package metadata costs milliseconds.
     try:
         return metadata.version("dscsa-exchange")
     except metadata.PackageNotFoundError:
