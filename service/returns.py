@@ -12,6 +12,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from epcis.model import Action, DocumentFormat, DocumentHead, ObjectEvent, Sourc
 from epcis.query import EpcFilter, EventQuery, identifier_key
 from epcis.reading import ReadLimits
 from service.capture import file_document, new_job, run_capture
+from service.capture_hooks import CaptureHook
 from service.exception_records import ExceptionRecord, ExceptionType
 from service.partners import party_keys
 from service.store import EventRecord, EventStore, PageRequest, Visibility
@@ -165,7 +167,11 @@ class ReturnProcessor:
         our_gln: str,
         spool_dir: Path,
         remote: RemoteVerifier | None = None,
+        hooks: Sequence[CaptureHook] = (),
     ) -> None:
+        # The restock event goes through the same hooks as any capture, so trace, checks
+        # and the audit ledger see it.
+        self._hooks = tuple(hooks)
         self._events = events
         self._traceability = traceability
         self._local = local
@@ -247,6 +253,8 @@ class ReturnProcessor:
                 new_job(by, "rollback"),
                 limits=ReadLimits(max_bytes=1 << 20, max_events=1),
                 source="saleable return",
+                hooks=self._hooks,
+                spool_dir=self._spool_dir,
             )
         finally:
             path.unlink(missing_ok=True)

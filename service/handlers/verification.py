@@ -28,7 +28,7 @@ from service.lookup_directory import DirectoryEntry, FileLookupDirectory
 from service.partners import party_keys
 from service.returns import ReturnProcessor
 from service.settings import Settings
-from service.state import SETTINGS, STORE
+from service.state import CAPTURE_POLICY, SETTINGS, STORE
 from service.verification_log import (
     LogFilter,
     VerificationLog,
@@ -345,6 +345,7 @@ def return_processor(app: web.Application) -> ReturnProcessor:
         our_gln=services.responder_gln,
         spool_dir=settings.spool_dir,
         remote=services.requestor,
+        hooks=app[CAPTURE_POLICY].hooks,
     )
 
 

@@ -328,6 +328,13 @@ async def test_return_of_a_clean_package_is_restocked(vrs: tuple[Client, Tokens]
         f"/epcs/{ITEMS[1]}/events", params={"EQ_bizStep": "receiving"}, headers=tokens.operator
     )
     assert event.status == 200
+    # The restock went through the capture hooks: the audit ledger holds it.
+    proof = await client.get(
+        "/ledger/inclusion",
+        params={"record": body["eventID"]},
+        headers=tokens.operator,
+    )
+    assert proof.status == 200, await proof.text()
 
 
 async def test_return_from_a_party_we_did_not_ship_to_is_rejected(
