@@ -10,9 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epcis.identifiers import epc_match_key
-
 from epcis.errors import InvalidIdentifierError
+from epcis.identifiers import epc_match_key
 from service.store import EventStore, PartnerRecord, PartnerRole
 
 __all__ = [
