@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from service.checkpoints import Checkpoint
 from service.ledger import LedgerEntry
+from service.sqlite_worker import SQLiteWorker
 
 __all__ = ["SQLiteLedgerStore"]
 
@@ -43,37 +42,16 @@ class SQLiteLedgerStore:
     """Ledger tables in a SQLite file (usually the event store's file)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._worker = SQLiteWorker(path, _SCHEMA, name="ledger-sqlite", timeout=30)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise RuntimeError("ledger store is not open")
-            with self._db:
-                return work(self._db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._worker.run(work)
 
     async def open(self) -> None:
-        def connect() -> None:
-            db = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            self._db = db
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await self._worker.open()
 
     async def close(self) -> None:
-        def disconnect() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
-        self._executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def append(
         self, records: Sequence[tuple[str, str, str]], at: datetime

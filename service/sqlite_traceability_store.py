@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +13,7 @@ from service.containment import EventFacts, Interval
 from service.exception_records import ExceptionRecord, Hold, Resolution
 from service.master_data import PartyRecord, ProductRecord
 from service.serial_state import SerialState
+from service.sqlite_worker import SQLiteWorker
 from service.traceability_store import (
     ExceptionFilter,
     RecallRecord,
@@ -83,36 +82,16 @@ class SQLiteTraceabilityStore:
     """Traceability store on a SQLite file (``":memory:"`` works for tests)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._worker = SQLiteWorker(path, _SCHEMA, name="trace-sqlite")
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            assert self._db is not None, "store not open"
-            with self._db:
-                return work(self._db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._worker.run(work)
 
     async def open(self) -> None:
-        def connect() -> None:
-            db = sqlite3.connect(self._path, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            self._db = db
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await self._worker.open()
 
     async def close(self) -> None:
-        def disconnect() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
-        self._executor.shutdown(wait=True)
+        await self._worker.close()
 
     # --- projection ------------------------------------------------------------------
 
