@@ -16,6 +16,7 @@ from service.serial_state import SerialState
 from service.traceability_store import (
     ExceptionFilter,
     RecallRecord,
+    VerificationView,
     exception_from_dict,
     exception_to_dict,
     interval_from_row,
@@ -236,6 +237,20 @@ class MongoTraceabilityStore:
             async for doc in self._db.trace_recalls.find({"serials": {"$in": epcs}}):
                 hit.update(set(epcs).intersection(doc["serials"]))
         return hit
+
+    async def verification_view(self, epc: str) -> VerificationView | None:
+        doc = await self._db.serial_states.find_one({"_id": epc})
+        if doc is None:
+            return None
+        state = state_from_dict(doc)
+        recalled = state.recalled_in_data
+        if not recalled:
+            by_serial: dict[str, Any] = {"serials": epc}
+            by_lot: dict[str, Any] = {"gtin": state.gtin, "lot": state.lot}
+            selector = by_serial if state.lot is None else {"$or": [by_serial, by_lot]}
+            recalled = await self._db.trace_recalls.find_one(selector, {"_id": 1}) is not None
+        holds = frozenset((await self.holds_for([epc])).get(epc, ()))
+        return VerificationView(state=state, recalled=recalled, holds=holds)
 
     # --- master data -----------------------------------------------------------------
 

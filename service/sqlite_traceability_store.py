@@ -17,6 +17,7 @@ from service.sqlite_worker import SQLiteWorker
 from service.traceability_store import (
     ExceptionFilter,
     RecallRecord,
+    VerificationView,
     exception_from_dict,
     exception_to_dict,
     interval_from_row,
@@ -199,19 +200,7 @@ class SQLiteTraceabilityStore:
         await self._run(work)
 
     async def get_states(self, epcs: Collection[str]) -> dict[str, SerialState]:
-        def work(db: sqlite3.Connection) -> dict[str, SerialState]:
-            found: dict[str, SerialState] = {}
-            for batch in _batches(epcs):
-                rows = db.execute(
-                    _select_in("SELECT body FROM serial_states", "epc", len(batch)),
-                    batch,
-                )
-                for (body,) in rows:
-                    state = state_from_dict(json.loads(body))
-                    found[state.epc] = state
-            return found
-
-        return await self._run(work)
+        return await self._run(lambda db: _states(db, epcs))
 
     async def states_by_lot(self, gtin: str, lot: str) -> list[SerialState]:
         def work(db: sqlite3.Connection) -> list[SerialState]:
@@ -298,59 +287,10 @@ class SQLiteTraceabilityStore:
     async def _exceptions(
         self, where: str, params: Sequence[str], limit: int | None
     ) -> list[ExceptionRecord]:
-        def work(db: sqlite3.Connection) -> list[ExceptionRecord]:
-            sql = f"SELECT body FROM trace_exceptions WHERE {where} ORDER BY created_at, key"  # noqa: S608
-            if limit is not None:
-                sql += f" LIMIT {int(limit)}"
-            bodies = [json.loads(body) for (body,) in db.execute(sql, params)]
-            ids = [body["exception_id"] for body in bodies]
-            resolutions: dict[str, list[Resolution]] = defaultdict(list)
-            for batch in _batches(ids):
-                rows = db.execute(
-                    _select_in(
-                        "SELECT body FROM trace_resolutions",
-                        "exception_id",
-                        len(batch),
-                        " ORDER BY seq",
-                    ),
-                    batch,
-                )
-                for (body,) in rows:
-                    resolution = resolution_from_dict(json.loads(body))
-                    resolutions[resolution.exception_id].append(resolution)
-            return [exception_from_dict(b, resolutions[b["exception_id"]]) for b in bodies]
-
-        return await self._run(work)
+        return await self._run(lambda db: _exceptions(db, where, params, limit))
 
     async def holds_for(self, epcs: Collection[str]) -> dict[str, set[Hold]]:
-        def work(db: sqlite3.Connection) -> dict[str, list[str]]:
-            found: dict[str, list[str]] = defaultdict(list)
-            for batch in _batches(epcs):
-                rows = db.execute(
-                    _select_in(
-                        "SELECT epc, exception_id FROM trace_exception_epcs", "epc", len(batch)
-                    ),
-                    batch,
-                )
-                for epc, exception_id in rows:
-                    found[epc].append(exception_id)
-            return dict(found)
-
-        by_epc = await self._run(work)
-        ids = {i for found in by_epc.values() for i in found}
-        records = {
-            r.exception_id: r
-            for batch in _batches(ids)
-            for r in await self._exceptions(
-                f"exception_id IN ({_placeholders(len(batch))})", batch, None
-            )
-        }
-        holds: dict[str, set[Hold]] = {}
-        for epc, exception_ids in by_epc.items():
-            kinds = {records[i].hold for i in exception_ids if i in records} - {Hold.NONE}
-            if kinds:
-                holds[epc] = kinds
-        return holds
+        return await self._run(lambda db: _holds(db, epcs))
 
     # --- recalls ---------------------------------------------------------------------
 
@@ -368,21 +308,18 @@ class SQLiteTraceabilityStore:
         await self._run(work)
 
     async def recalled(self, states: Sequence[SerialState]) -> set[str]:
-        def work(db: sqlite3.Connection) -> set[str]:
-            lots = {
-                (gtin, lot)
-                for gtin, lot in db.execute(
-                    "SELECT gtin, lot FROM trace_recalls WHERE lot IS NOT NULL"
-                )
-            }
-            hit = {s.epc for s in states if (s.gtin, s.lot) in lots}
-            for batch in _batches([s.epc for s in states]):
-                rows = db.execute(
-                    _select_in("SELECT DISTINCT epc FROM trace_recall_serials", "epc", len(batch)),
-                    batch,
-                )
-                hit.update(epc for (epc,) in rows)
-            return hit
+        return await self._run(lambda db: _recalled(db, states))
+
+    async def verification_view(self, epc: str) -> VerificationView | None:
+        # One worker-thread call for what a verification needs: each call costs the event loop
+        # a future, a wake-up and a GIL hand-over, more than the three indexed lookups.
+        def work(db: sqlite3.Connection) -> VerificationView | None:
+            state = _states(db, [epc]).get(epc)
+            if state is None:
+                return None
+            recalled = state.recalled_in_data or bool(_recalled(db, [state]))
+            holds = frozenset(_holds(db, [epc]).get(epc, ()))
+            return VerificationView(state=state, recalled=recalled, holds=holds)
 
         return await self._run(work)
 
@@ -427,3 +364,75 @@ class SQLiteTraceabilityStore:
             return found
 
         return await self._run(work)
+
+
+# --- work run on the worker thread (shared by single calls and combined ones) ---------------
+
+
+def _states(db: sqlite3.Connection, epcs: Collection[str]) -> dict[str, SerialState]:
+    found: dict[str, SerialState] = {}
+    for batch in _batches(epcs):
+        rows = db.execute(_select_in("SELECT body FROM serial_states", "epc", len(batch)), batch)
+        for (body,) in rows:
+            state = state_from_dict(json.loads(body))
+            found[state.epc] = state
+    return found
+
+
+def _exceptions(
+    db: sqlite3.Connection, where: str, params: Sequence[str], limit: int | None
+) -> list[ExceptionRecord]:
+    sql = f"SELECT body FROM trace_exceptions WHERE {where} ORDER BY created_at, key"  # noqa: S608
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    bodies = [json.loads(body) for (body,) in db.execute(sql, params)]
+    ids = [body["exception_id"] for body in bodies]
+    resolutions: dict[str, list[Resolution]] = defaultdict(list)
+    for batch in _batches(ids):
+        rows = db.execute(
+            _select_in(
+                "SELECT body FROM trace_resolutions", "exception_id", len(batch), " ORDER BY seq"
+            ),
+            batch,
+        )
+        for (body,) in rows:
+            resolution = resolution_from_dict(json.loads(body))
+            resolutions[resolution.exception_id].append(resolution)
+    return [exception_from_dict(b, resolutions[b["exception_id"]]) for b in bodies]
+
+
+def _holds(db: sqlite3.Connection, epcs: Collection[str]) -> dict[str, set[Hold]]:
+    by_epc: dict[str, list[str]] = defaultdict(list)
+    for batch in _batches(epcs):
+        rows = db.execute(
+            _select_in("SELECT epc, exception_id FROM trace_exception_epcs", "epc", len(batch)),
+            batch,
+        )
+        for epc, exception_id in rows:
+            by_epc[epc].append(exception_id)
+    ids = {i for found in by_epc.values() for i in found}
+    records = {
+        r.exception_id: r
+        for batch in _batches(ids)
+        for r in _exceptions(db, f"exception_id IN ({_placeholders(len(batch))})", batch, None)
+    }
+    holds: dict[str, set[Hold]] = {}
+    for epc, exception_ids in by_epc.items():
+        kinds = {records[i].hold for i in exception_ids if i in records} - {Hold.NONE}
+        if kinds:
+            holds[epc] = kinds
+    return holds
+
+
+def _recalled(db: sqlite3.Connection, states: Sequence[SerialState]) -> set[str]:
+    lots = {
+        (gtin, lot)
+        for gtin, lot in db.execute("SELECT gtin, lot FROM trace_recalls WHERE lot IS NOT NULL")
+    }
+    hit = {s.epc for s in states if (s.gtin, s.lot) in lots}
+    for batch in _batches([s.epc for s in states]):
+        rows = db.execute(
+            _select_in("SELECT DISTINCT epc FROM trace_recall_serials", "epc", len(batch)), batch
+        )
+        hit.update(epc for (epc,) in rows)
+    return hit

@@ -26,6 +26,7 @@ __all__ = [
     "ExceptionFilter",
     "RecallRecord",
     "TraceabilityStore",
+    "VerificationView",
     "exception_from_dict",
     "exception_to_dict",
     "interval_from_row",
@@ -62,6 +63,17 @@ class ExceptionFilter:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationView:
+    """What a verification needs about one serial, read in one store round trip: its state,
+    whether a recall covers it (a stored recall or a recalled disposition in the data), and
+    the holds of its open exceptions."""
+
+    state: SerialState
+    recalled: bool
+    holds: frozenset[Hold]
+
+
 class TraceabilityStore(ProjectionStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -81,6 +93,12 @@ class TraceabilityStore(ProjectionStore, Protocol):
     async def add_recall(self, recall: RecallRecord) -> None: ...
     async def recalled(self, states: Sequence[SerialState]) -> set[str]:
         """The epcs among ``states`` that a recall covers (by serial, or by GTIN and lot)."""
+        ...
+
+    async def verification_view(self, epc: str) -> VerificationView | None:
+        """State, recall and holds of one serial in one round trip; None when it has no state.
+        ``recalled`` is ``state.recalled_in_data`` or what ``recalled([state])`` says, and
+        ``holds`` what ``holds_for([epc])`` gives for it."""
         ...
 
     async def put_products(self, products: Sequence[ProductRecord]) -> None: ...

@@ -25,9 +25,14 @@ from service.exception_records import (
 )
 from service.master_data import PartyRecord, ProductRecord
 from service.mongo_traceability_store import MongoTraceabilityStore
-from service.serial_state import SerialStateProjection, Status
+from service.serial_state import SerialState, SerialStateProjection, Status
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
-from service.traceability_store import ExceptionFilter, RecallRecord, TraceabilityStore
+from service.traceability_store import (
+    ExceptionFilter,
+    RecallRecord,
+    TraceabilityStore,
+    VerificationView,
+)
 from tests.service.dscsa_scenario import CASES, ITEM_GTIN, ITEMS, PALLET, facts, scenario_events
 
 NOW = datetime(2026, 3, 3, tzinfo=UTC)
@@ -141,3 +146,45 @@ async def test_master_data_newest_wins(store: TraceabilityStore) -> None:
     await store.put_parties([PartyRecord(party_id="p", name="Pharmacy", city="Brooklyn")])
     assert (await store.get_products([ITEM_GTIN, "x"]))[ITEM_GTIN].name == "New"
     assert (await store.get_parties(["p"]))["p"].city == "Brooklyn"
+
+
+async def _three_calls(store: TraceabilityStore, epc: str) -> VerificationView | None:
+    """What ``verification_view`` must equal: the three separate calls it replaces."""
+    state = (await store.get_states([epc])).get(epc)
+    if state is None:
+        return None
+    recalled = state.recalled_in_data or bool(await store.recalled([state]))
+    holds = frozenset((await store.holds_for([epc])).get(epc, set()))
+    return VerificationView(state=state, recalled=recalled, holds=holds)
+
+
+async def test_verification_view_equals_state_recall_and_holds(store: TraceabilityStore) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    unknown = "urn:epc:id:sgtin:030001.0012345.999"
+    assert await store.verification_view(unknown) is None
+    plain = await store.verification_view(ITEMS[1])
+    assert plain is not None
+    assert plain.state == (await store.get_states([ITEMS[1]]))[ITEMS[1]]
+    assert (plain.recalled, plain.holds) == (False, frozenset())
+    suspect = _exception("k1", ExceptionType.NEVER_COMMISSIONED, (ITEMS[0],))
+    quarantine = _exception("k2", ExceptionType.NOT_IN_CONTAINER, (ITEMS[0], ITEMS[1]))
+    await store.add_exceptions([suspect, quarantine])
+    await store.add_resolution(Resolution(quarantine.exception_id, "ok", "ops", NOW))
+    await store.add_recall(RecallRecord("r1", NOW, "ops", serials=(ITEMS[2],)))
+    views = {epc: await store.verification_view(epc) for epc in (*ITEMS, *CASES, PALLET)}
+    holds = {epc: view.holds for epc, view in views.items() if view is not None}
+    assert holds[ITEMS[0]] == {Hold.SUSPECT}
+    assert holds[ITEMS[1]] == frozenset()
+    assert [epc for epc, view in views.items() if view and view.recalled] == [ITEMS[2]]
+    await store.add_recall(RecallRecord("r2", NOW, "ops", gtin=ITEM_GTIN, lot="L1"))
+    for epc in (*ITEMS, *CASES, PALLET):
+        view = await store.verification_view(epc)
+        assert view == await _three_calls(store, epc)
+        assert view is not None
+        assert view.recalled is (epc in ITEMS)
+
+
+async def test_verification_view_counts_a_recall_in_the_data(store: TraceabilityStore) -> None:
+    state = SerialState(epc=ITEMS[3], kind="sgtin", gtin=ITEM_GTIN, lot="L9", recalled_in_data=True)
+    await store.put_states([state])
+    assert await store.verification_view(ITEMS[3]) == VerificationView(state, True, frozenset())
