@@ -286,6 +286,7 @@ def test_sscc_and_sgln_round_trip(length: int, digits: str, extension: str) -> N
 _VECTORS = Path("/work/shared/reference/data/event-hash-vectors/tests/examples")
 
 
+@pytest.mark.skipif(not _VECTORS.is_dir(), reason=f"GS1's hash vectors are absent: {_VECTORS}")
 def test_canonical_digital_links_match_the_event_hash_reference() -> None:
     """Every EPC of GS1's normalisation vector maps to the Digital Link its pre-hash shows."""
     document = json.loads((_VECTORS / "epclist_normalisation.jsonld").read_text())

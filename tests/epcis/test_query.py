@@ -32,6 +32,9 @@ PHARMA = (
 
 @pytest.fixture(scope="module")
 def pharma_events() -> tuple[EventBase, ...]:
+    # Counts below were worked out by hand on GS1's example, which is not ours to copy.
+    if not PHARMA.is_file():
+        pytest.skip(f"GS1's pharma example is not beside the clone ({PHARMA})")
     return read_document(PHARMA.read_bytes()).events
 
 

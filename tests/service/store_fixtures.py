@@ -1,9 +1,9 @@
-"""A small realistic event set for the store contract suite, read from real EPCIS files.
+"""A small realistic event set for the store contract suite, read from the project's fixtures.
 
-Events come from the GS1 US pharma example, the project's DSCSA JSON-LD fixture and the
-openepcis "all possible fields" documents, so every query parameter has events that match it
-and events that do not. Each file is captured as one document by one sender, with one
-record time, as the capture pipeline would.
+Events come from the DSCSA scenario files, the DSCSA JSON-LD fixture and the every-field
+EPCIS 2.0 document, so every query parameter has events that match it and events that do not,
+and the suite needs nothing outside the repository. Each file is captured as one document by
+one sender, with one record time, as the capture pipeline would.
 """
 
 from __future__ import annotations
@@ -31,23 +31,16 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPTURE_DOCUMENTS = (
-    ROOT.parent / "shared/reference/data/openepcis-test-resources/1.2/EPCIS/XML/Capture/Documents"
-)
+FIXTURES = ROOT / "fixtures"
 PARTNER_A = "partner-a"
 PARTNER_B = "partner-b"
-# (file, sender): the pharma documents come from partner A, the openepcis examples from B.
+# (file, sender): the manufacturer's documents come from partner A, the rest from B.
 SOURCES: tuple[tuple[Path, str], ...] = (
-    (CAPTURE_DOCUMENTS / "GS1_US_Pharma_Example_2_2_1_1.xml", PARTNER_A),
-    (ROOT / "fixtures/epcis/dscsa-shipment.jsonld", PARTNER_A),
-    (CAPTURE_DOCUMENTS / "AssociationEvent.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "AggregationEvent.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "ObjectEvent_with_baseExtension_errorDeclaration.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "ObjectEvent_all_possible_fields.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "TransformationEvent_all_possible_fields.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "TransactionEvent_all_possible_fields.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "AggregationEvent_all_possible_fields.xml", PARTNER_B),
-    (CAPTURE_DOCUMENTS / "AssociationEvent_all_possible_fields.xml", PARTNER_B),
+    (FIXTURES / "scenarios/dscsa/1-manufacturer-to-wholesaler.xml", PARTNER_A),
+    (FIXTURES / "epcis/dscsa-shipment.jsonld", PARTNER_A),
+    (FIXTURES / "epcis/every-field-2.0.xml", PARTNER_B),
+    (FIXTURES / "scenarios/dscsa/2-wholesaler-operations.xml", PARTNER_B),
+    (FIXTURES / "epcis/dscsa-shipment-1.2.xml", PARTNER_B),
 )
 RECORD_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

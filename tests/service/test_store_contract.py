@@ -265,7 +265,7 @@ QUERY_CASES: list[dict[str, str]] = [
     {"EQ_source_urn:epcglobal:cbv:sdt:possessing_party": "urn:epc:id:pgln:4012345.00225"},
     {"EQ_destination_https://ref.gs1.org/cbv/SDT-owning_party": "urn:epc:id:sgln:039999.999999.0"},
     {"EQ_destination_location": "urn:epc:id:sgln:0614141.00777.0"},
-    {"EQ_ILMD_urn:epcglobal:cbv:mda#lotNumber": "A123"},
+    {"EQ_ILMD_urn:epcglobal:cbv:mda#lotNumber": "LOT2026A"},
     {"EQ_ILMD_cbvmda:lotNumber": "ABC123|LOT42"},
     {"EQ_ILMD_cbvmda:itemExpirationDate": "2025-03-27"},
     {"EQ_ILMD_urn:epcglobal:cbv:mda#itemExpirationDate": "2026-12-31"},
@@ -512,8 +512,9 @@ async def test_a_batch_larger_than_one_insert_statement_is_stored_whole(store: E
         assert await store.get_event(item.record.event_id, EVERYTHING) == item.record
     epc = next(key for item in copies for role, key in item.record.index.epcs if role == "epc")
     query = parse_query_params({"MATCH_epc": epc})
+    # The default order: recordTime, then hash ID.
     want = sorted(
-        (to_micros(item.record.event_time), item.record.hash_id)
+        (to_micros(item.record.record_time), item.record.hash_id)
         for item in copies
         if matches(query, item.event)
     )
