@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
+
+from epcis.validation import schema_dir
 
 __all__ = ["OPENAPI_PATH", "get_openapi"]
 
-OPENAPI_PATH = Path(__file__).resolve().parents[2] / "schemas" / "openapi.yaml"
+# The same lookup as the XSDs: schemas/ in a checkout, epcis/schemas/ in an installed wheel.
+OPENAPI_PATH = schema_dir() / "openapi.yaml"
 
 
 async def get_openapi(request: web.Request) -> web.FileResponse:
