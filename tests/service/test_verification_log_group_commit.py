@@ -1,0 +1,139 @@
+"""Group commit of the SQLite verification log: concurrent appends share transactions, every
+caller returns only once its own entry is committed, in call order, and failures reach exactly
+the callers whose entries were not written."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import service.sqlite_verification_log as module
+from service.sqlite_verification_log import SQLiteVerificationLog
+from service.verification_log import LogFilter
+from tests.service.test_verification_stores import _entry
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[SQLiteVerificationLog]:
+    opened = SQLiteVerificationLog(tmp_path / "v.sqlite")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def _stored_ids(path: Path) -> list[str]:
+    # A separate connection sees only committed rows.
+    with sqlite3.connect(path) as db:
+        return [i for (i,) in db.execute("SELECT entry_id FROM verifications ORDER BY seq")]
+
+
+def _count_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    insert = module._insert
+
+    def counting(db: sqlite3.Connection, rows: Sequence[Any]) -> None:
+        sizes.append(len(rows))
+        insert(db, rows)
+
+    monkeypatch.setattr(module, "_insert", counting)
+    return sizes
+
+
+async def test_concurrent_appends_are_committed_in_groups_in_call_order(
+    log: SQLiteVerificationLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = _count_transactions(monkeypatch)
+    path = tmp_path / "v.sqlite"
+    committed_on_return: list[bool] = []
+
+    async def append(n: int) -> None:
+        await log.append(_entry(n))
+        committed_on_return.append(f"e{n}" in _stored_ids(path))
+
+    await asyncio.gather(*(append(n) for n in range(120)))
+    assert committed_on_return == [True] * 120
+    assert _stored_ids(path) == [f"e{n}" for n in range(120)]
+    assert sum(sizes) == 120
+    # The first append goes alone; the rest queue behind its commit and share transactions.
+    assert sizes[0] == 1
+    assert len(sizes) < 120 / 4
+    assert [e.entry_id for e in await log.query(LogFilter(limit=500))][:3] == ["e0", "e1", "e2"]
+
+
+async def test_sequential_appends_each_commit_before_returning(
+    log: SQLiteVerificationLog, tmp_path: Path
+) -> None:
+    for n in range(5):
+        await log.append(_entry(n))
+        assert _stored_ids(tmp_path / "v.sqlite")[-1] == f"e{n}"
+
+
+async def test_a_bad_entry_fails_only_its_own_caller(
+    log: SQLiteVerificationLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await log.append(_entry(0))
+    sizes = _count_transactions(monkeypatch)
+    # e0 again (a repeated entry id) in the middle of a group of fresh entries.
+    entries = [_entry(1), _entry(2), _entry(0, serial="again"), _entry(3)]
+    outcomes = await asyncio.gather(*(log.append(e) for e in entries), return_exceptions=True)
+    assert [outcomes[n] for n in (0, 1, 3)] == [None, None, None]
+    assert isinstance(outcomes[2], sqlite3.IntegrityError)
+    assert _stored_ids(tmp_path / "v.sqlite") == ["e0", "e1", "e2", "e3"]
+    # e1 went alone to an idle log; the other three were tried as one group, then one by one.
+    assert sizes == [1, 3, 1, 1, 1]
+    (original,) = await log.query(LogFilter(serial="0"))
+    assert original == _entry(0)
+
+
+async def test_a_failed_commit_surfaces_to_every_caller_of_its_group(
+    log: SQLiteVerificationLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(db: sqlite3.Connection, rows: Sequence[Any]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(module, "_insert", failing)
+    outcomes = await asyncio.gather(
+        *(log.append(_entry(n)) for n in range(6)), return_exceptions=True
+    )
+    assert all(isinstance(o, sqlite3.OperationalError) for o in outcomes)
+    assert _stored_ids(tmp_path / "v.sqlite") == []
+    monkeypatch.undo()
+    # The log keeps working once the disk does.
+    await asyncio.gather(*(log.append(_entry(n)) for n in range(6, 9)))
+    assert _stored_ids(tmp_path / "v.sqlite") == ["e6", "e7", "e8"]
+
+
+async def test_an_error_outside_sqlite_fails_the_whole_group(
+    log: SQLiteVerificationLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(db: sqlite3.Connection, rows: Sequence[Any]) -> list[BaseException | None]:
+        raise MemoryError
+
+    await log.append(_entry(0))
+    monkeypatch.setattr(module, "_write_group", broken)
+    outcomes = await asyncio.gather(
+        *(log.append(_entry(n)) for n in range(1, 4)), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [MemoryError] * 3
+
+
+async def test_close_writes_what_is_queued(tmp_path: Path) -> None:
+    log = SQLiteVerificationLog(tmp_path / "v.sqlite")
+    await log.open()
+    pending = [asyncio.ensure_future(log.append(_entry(n))) for n in range(10)]
+    await asyncio.sleep(0)
+    await log.close()
+    await asyncio.gather(*pending)
+    assert _stored_ids(tmp_path / "v.sqlite") == [f"e{n}" for n in range(10)]
+
+
+async def test_append_before_open_fails(tmp_path: Path) -> None:
+    log = SQLiteVerificationLog(tmp_path / "v.sqlite")
+    with pytest.raises(RuntimeError, match="not open"):
+        await log.append(_entry(0))
+    await log.close()
