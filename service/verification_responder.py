@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from epcis.errors import InvalidIdentifierError
-from epcis.identifiers import ProductIdentifier, canonical_epc
+from epcis.identifiers import sgtin_epc
 from service.exception_records import Hold
 from service.serial_state import SerialState, Status
 from service.settings import Settings, SettingsError
@@ -79,7 +79,7 @@ class VerificationSettings(BaseModel):
 
 def serial_epc(gtin: str, serial: str) -> str:
     """The spelling serial state is keyed by: the same canonical form capture gives."""
-    return canonical_epc(ProductIdentifier(gtin, serial).digital_link)
+    return sgtin_epc(gtin, serial)
 
 
 _ENDS = {

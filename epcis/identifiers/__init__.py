@@ -8,6 +8,7 @@ from epcis.identifiers.canonical import (
     epc_match_key,
     epc_pattern_matches,
     gs1_key_pairs,
+    sgtin_epc,
     to_digital_link,
     to_epc_urn,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "parse_scan",
     "parse_yymmdd",
     "same_expiry",
+    "sgtin_epc",
     "to_digital_link",
     "to_epc_urn",
     "urn_escape",

@@ -27,6 +27,7 @@ __all__ = [
     "epc_match_key",
     "epc_pattern_matches",
     "gs1_key_pairs",
+    "sgtin_epc",
     "to_digital_link",
     "to_epc_urn",
 ]
@@ -109,6 +110,33 @@ def canonical_epc(value: str) -> str:
     if parsed is None:
         return value
     return _preferred_form(identity_pairs(parsed.pairs))
+
+
+def sgtin_epc(gtin: str, serial: str) -> str:
+    """:func:`canonical_epc` of the Digital Link ``/01/{gtin}/21/{serial}``: the SGTIN URN
+    where the company prefix length is known, else the canonical Digital Link.
+
+    A verification responder looks up one per request; building the Digital Link and parsing
+    it back costs tens of microseconds. Everything but the serial depends on the GTIN alone,
+    so the general path runs once per GTIN (with a probe serial) and a plain serial, which
+    neither form escapes, is appended to that stem. Raises InvalidIdentifierError like
+    :func:`canonical_epc`.
+    """
+    if serial and len(serial) <= 20 and _PLAIN.issuperset(serial) and serial.strip("."):
+        stem = _sgtin_stem(gtin)
+        if stem is not None:
+            return stem + serial
+    return canonical_epc(digital_link_from_pairs((("01", gtin), ("21", serial))))
+
+
+_PROBE_SERIAL = "0"
+
+
+@lru_cache(maxsize=1024)
+def _sgtin_stem(gtin: str) -> str | None:
+    probe = canonical_epc(digital_link_from_pairs((("01", gtin), ("21", _PROBE_SERIAL))))
+    stem, probe_serial = probe[: -len(_PROBE_SERIAL)], probe[-len(_PROBE_SERIAL) :]
+    return stem if probe_serial == _PROBE_SERIAL and stem.endswith((".", "/")) else None
 
 
 def canonical_class(value: str) -> str:
