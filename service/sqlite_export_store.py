@@ -10,11 +10,11 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from service.exports import ExportRequest, ExportStatus, request_from_dict, request_to_dict
+from service.sqlite_worker import SQLiteWorker
 
 __all__ = ["SQLiteExportStore"]
 
@@ -36,38 +36,21 @@ class SQLiteExportStore:
     def __init__(self, path: Path, bundle_dir: Path) -> None:
         self._path = path
         self._bundles = bundle_dir
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="exports-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._worker = SQLiteWorker(path, _SCHEMA, name="exports-sqlite", timeout=30)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._db is None:
-                raise RuntimeError("the export store is not open")
-            with self._db:
-                return work(self._db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._worker.run(work)
 
     async def open(self) -> None:
-        def connect() -> None:
+        def folders() -> None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._bundles.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            self._db = db
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await asyncio.to_thread(folders)
+        await self._worker.open()
 
     async def close(self) -> None:
-        def disconnect() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
-        self._executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def put_request(self, request: ExportRequest) -> None:
         row = (
