@@ -412,9 +412,11 @@ async def _proofs_in_one_pass(
         raise LedgerError(
             "the stored ledger does not give the checkpoint's root; run 'dscsa ledger verify'"
         )
+    entries = list(found.items())
+    paths = tree.inclusion_proofs((entry.index for _, entry in entries), checkpoint.size)
     return {
-        key: (entry, [node.hex() for node in tree.inclusion_proof(entry.index, checkpoint.size)])
-        for key, entry in found.items()
+        key: (entry, [node.hex() for node in path])
+        for (key, entry), path in zip(entries, paths, strict=True)
     }
 
 

@@ -119,3 +119,25 @@ def test_rejects_out_of_range_requests() -> None:
         tree.root(5)
     with pytest.raises(ValueError, match="consistent"):
         tree.consistency_proof(3, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=300),
+    data=st.data(),
+)
+def test_batched_inclusion_proofs_equal_one_by_one(size: int, data: st.DataObject) -> None:
+    tree = tree_of(size + data.draw(st.integers(min_value=0, max_value=20)))
+    indexes = data.draw(st.lists(st.integers(min_value=0, max_value=size - 1), max_size=60))
+    batched = tree.inclusion_proofs(indexes, size)
+    assert batched == [tree.inclusion_proof(index, size) for index in indexes]
+    for index, proof in zip(indexes, batched, strict=True):
+        assert verify_inclusion(tree.leaf(index), index, size, proof, tree.root(size))
+
+
+def test_batched_inclusion_proofs_reject_out_of_range() -> None:
+    tree = tree_of(4)
+    with pytest.raises(ValueError):
+        tree.inclusion_proofs([0, 4], 4)
+    with pytest.raises(ValueError):
+        tree.inclusion_proofs([0], 5)
