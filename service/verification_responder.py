@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from epcis.errors import InvalidIdentifierError
 from epcis.identifiers import sgtin_epc
 from service.exception_records import Hold
-from service.serial_state import SerialState, Status
+from service.serial_state import Status
 from service.settings import Settings, SettingsError
-from service.traceability_store import TraceabilityStore
+from service.traceability_store import TraceabilityStore, VerificationView
 from verification.decisions import DecisionInput, SerialFacts, decide
 from verification.messages import VerificationData, VerificationRequest, VerificationResponse
 
@@ -116,14 +116,14 @@ class LocalResponder:
             epc = serial_epc(gtin, serial)
         except InvalidIdentifierError:
             return None
-        state = (await self._store.get_states([epc])).get(epc)
-        if state is None or state.commissioned_at is None:
+        # State, recall and holds in one store call: each call is a hop to the store's thread.
+        view = await self._store.verification_view(epc)
+        if view is None or view.state.commissioned_at is None:
             return None
-        return await self._flags(state)
+        return await self._flags(view)
 
-    async def _flags(self, state: SerialState) -> SerialFacts:
-        recalled = state.recalled_in_data or bool(await self._store.recalled([state]))
-        holds = (await self._store.holds_for([state.epc])).get(state.epc, set())
+    async def _flags(self, view: VerificationView) -> SerialFacts:
+        state = view.state
         ended = _ENDS.get(state.lifecycle)
         illegitimate = self._illegitimate is not None and await self._illegitimate(state.epc)
         return SerialFacts(
@@ -132,9 +132,9 @@ class LocalResponder:
             decommissioned=ended == "decommissioned",
             destroyed=ended == "destroyed",
             dispensed=ended == "dispensed",
-            recalled=recalled,
-            suspect=Hold.SUSPECT in holds,
-            quarantined=Hold.QUARANTINED in holds,
+            recalled=view.recalled,
+            suspect=Hold.SUSPECT in view.holds,
+            quarantined=Hold.QUARANTINED in view.holds,
             illegitimate=illegitimate,
         )
 
