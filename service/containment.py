@@ -126,10 +126,16 @@ class EventFacts:
         return cls(**data)
 
 
-def _lot_and_expiry(ilmd: Iterable[XmlElement]) -> tuple[str | None, date | None]:
+def _lot_and_expiry(ilmd: Sequence[XmlElement]) -> tuple[str | None, date | None]:
     lot: str | None = None
     expiry: date | None = None
-    for element in _flatten(ilmd):
+    # Depth first, in document order, with a stack: nested generators cost more than the rest
+    # of building the facts. The last value in document order wins.
+    stack = list(reversed(ilmd))
+    while stack:
+        element = stack.pop()
+        if element.children:
+            stack.extend(reversed(element.children))
         if element.namespace not in (_MDA, _USHC) or not element.text:
             continue
         if element.name == "lotNumber":
@@ -140,12 +146,6 @@ def _lot_and_expiry(ilmd: Iterable[XmlElement]) -> tuple[str | None, date | None
             except ValueError:
                 expiry = None
     return lot, expiry
-
-
-def _flatten(elements: Iterable[XmlElement]) -> Iterable[XmlElement]:
-    for element in elements:
-        yield element
-        yield from _flatten(element.children)
 
 
 @dataclass(frozen=True, slots=True)

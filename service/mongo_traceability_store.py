@@ -21,6 +21,7 @@ from service.traceability_store import (
     exception_to_dict,
     interval_from_row,
     interval_to_row,
+    memo_iso,
     recall_to_dict,
     resolution_from_dict,
     resolution_to_dict,
@@ -123,8 +124,9 @@ class MongoTraceabilityStore:
     async def put_states(self, states: Sequence[SerialState]) -> None:
         if not states:
             return
+        iso = memo_iso()
         await self._replace_all(
-            "serial_states", [{"_id": s.epc, **state_to_dict(s)} for s in states]
+            "serial_states", [{"_id": s.epc, **state_to_dict(s, iso)} for s in states]
         )
 
     async def _replace_all(self, name: str, documents: list[dict[str, Any]]) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from service.containment import EventFacts, Interval, TimelineEntry, intervals_for_child, timeline
@@ -98,11 +99,17 @@ def gtin_of(epc: str) -> str | None:
     """The GTIN-14 of an SGTIN URN or GS1 Digital Link, else None."""
     match = _SGTIN.match(epc)
     if match:
-        prefix, reference = match.group(1), match.group(2)
-        body = reference[:1] + prefix + reference[1:]
-        return body + _check_digit(body)
+        return _gtin(match.group(1), match.group(2))
     dl = _DL_GTIN.search(epc)
     return dl.group(1) if dl else None
+
+
+@lru_cache(maxsize=4096)
+def _gtin(prefix: str, reference: str) -> str:
+    # Memoised: every serial of a product shares its prefix and item reference, and the check
+    # digit was a visible share of the projection's time.
+    body = reference[:1] + prefix + reference[1:]
+    return body + _check_digit(body)
 
 
 def _check_digit(digits: str) -> str:
@@ -140,27 +147,65 @@ def _is_commissioning(facts: EventFacts, epc: str) -> bool:
 
 
 class _Fold:
-    """Mutable accumulator for one identifier; only :func:`compute_state` uses it."""
+    """Mutable accumulator for one identifier; only :func:`compute_state` uses it.
+
+    The fields live on the accumulator and one :class:`SerialState` is built at the end:
+    a ``dataclasses.replace`` per event was the largest cost of the projection.
+    """
+
+    __slots__ = (
+        "commissioned_at",
+        "commissioner",
+        "commissioning_event",
+        "custodian",
+        "destination",
+        "epc",
+        "expiry",
+        "findings",
+        "first_uncommissioned",
+        "last_event",
+        "last_event_time",
+        "last_shipment",
+        "lifecycle",
+        "location",
+        "lot",
+        "owner",
+        "recalled_in_data",
+    )
 
     def __init__(self, epc: str) -> None:
-        self.state = SerialState(epc=epc, kind=_kind_of(epc), gtin=gtin_of(epc))
+        self.epc = epc
+        self.lot: str | None = None
+        self.expiry: date | None = None
+        self.commissioned_at: datetime | None = None
+        self.commissioner: str | None = None
+        self.commissioning_event: str | None = None
+        self.owner: str | None = None
+        self.custodian: str | None = None
+        self.location: str | None = None
+        self.destination: str | None = None
+        self.lifecycle = Status.UNKNOWN
+        self.recalled_in_data = False
+        self.last_event: str | None = None
+        self.last_event_time: datetime | None = None
+        self.last_shipment: str | None = None
         self.findings: list[Finding] = []
         self.first_uncommissioned: str | None = None
 
     def step(self, entry: TimelineEntry) -> None:
-        facts, epc = entry.facts, self.state.epc
-        direct = not entry.inferred
+        facts, epc = entry.facts, self.epc
+        direct = not entry.via
         if direct and _is_commissioning(facts, epc):
             self._commission(facts)
             return
-        if direct and self.state.commissioned_at is None and self.first_uncommissioned is None:
+        if direct and self.commissioned_at is None and self.first_uncommissioned is None:
             self.first_uncommissioned = facts.hash_id
-        if self.state.lifecycle in TERMINAL and direct and facts.action != "DELETE":
+        if self.lifecycle in TERMINAL and direct and facts.action != "DELETE":
             self.findings.append(
                 Finding(
                     ExceptionType.EVENT_AFTER_END_OF_LIFE,
                     f"{facts.biz_step or facts.event_type} on {epc}, "
-                    f"which is {self.state.lifecycle.value}",
+                    f"which is {self.lifecycle.value}",
                     (epc,),
                     (facts.hash_id,),
                 )
@@ -168,9 +213,8 @@ class _Fold:
         self._apply(facts)
 
     def _commission(self, facts: EventFacts) -> None:
-        state = self.state
-        if state.commissioned_at is not None:
-            differs = (facts.lot, facts.expiry) != (state.lot, state.expiry)
+        if self.commissioned_at is not None:
+            differs = (facts.lot, facts.expiry) != (self.lot, self.expiry)
             kind = (
                 ExceptionType.LOT_OR_EXPIRY_MISMATCH
                 if differs
@@ -179,98 +223,111 @@ class _Fold:
             self.findings.append(
                 Finding(
                     kind,
-                    f"{state.epc} commissioned again (lot {facts.lot}, expiry {facts.expiry}; "
-                    f"first: lot {state.lot}, expiry {state.expiry})",
-                    (state.epc,),
-                    (state.commissioning_event or "", facts.hash_id),
+                    f"{self.epc} commissioned again (lot {facts.lot}, expiry {facts.expiry}; "
+                    f"first: lot {self.lot}, expiry {self.expiry})",
+                    (self.epc,),
+                    (self.commissioning_event or "", facts.hash_id),
                 )
             )
             return
         commissioner = facts.biz_location or facts.read_point
-        self.state = replace(
-            state,
-            lot=facts.lot,
-            expiry=facts.expiry,
-            commissioned_at=facts.event_time,
-            commissioner=commissioner,
-            commissioning_event=facts.hash_id,
-            owner=state.owner or commissioner,
-            custodian=state.custodian or commissioner,
-            location=facts.biz_location or state.location,
-            lifecycle=Status.COMMISSIONED if state.lifecycle is Status.UNKNOWN else state.lifecycle,
-            last_event=facts.hash_id,
-            last_event_time=facts.event_time,
-        )
+        self.lot = facts.lot
+        self.expiry = facts.expiry
+        self.commissioned_at = facts.event_time
+        self.commissioner = commissioner
+        self.commissioning_event = facts.hash_id
+        self.owner = self.owner or commissioner
+        self.custodian = self.custodian or commissioner
+        self.location = facts.biz_location or self.location
+        if self.lifecycle is Status.UNKNOWN:
+            self.lifecycle = Status.COMMISSIONED
+        self.last_event = facts.hash_id
+        self.last_event_time = facts.event_time
 
     def _apply(self, facts: EventFacts) -> None:
-        state = self.state
-        lifecycle = state.lifecycle
-        owner, custodian, location = state.owner, state.custodian, state.location
-        destination, shipment = state.destination, state.last_shipment
-        if facts.biz_step == "shipping":
+        step = facts.biz_step
+        if step == "shipping":
             lifecycle = Status.IN_TRANSIT
-            owner = facts.destination("owning_party") or owner
-            custodian = (
-                facts.source("possessing_party") or facts.source("owning_party") or custodian
+            self.owner = facts.destination("owning_party") or self.owner
+            self.custodian = (
+                facts.source("possessing_party") or facts.source("owning_party") or self.custodian
             )
-            location = facts.source("location") or facts.read_point or location
-            destination = facts.destination("location") or facts.destination("owning_party")
-            shipment = facts.hash_id
-        elif facts.biz_step == "receiving":
+            self.location = facts.source("location") or facts.read_point or self.location
+            self.destination = facts.destination("location") or facts.destination("owning_party")
+            self.last_shipment = facts.hash_id
+        elif step == "receiving":
             lifecycle = Status.RECEIVED
-            owner = facts.destination("owning_party") or owner
-            custodian = (
+            self.owner = facts.destination("owning_party") or self.owner
+            self.custodian = (
                 facts.destination("possessing_party")
                 or facts.destination("owning_party")
                 or facts.biz_location
-                or custodian
+                or self.custodian
             )
-            location = facts.biz_location or facts.destination("location") or location
-            destination = None
-        elif facts.biz_location:
-            location = facts.biz_location
-        end = _END_STEPS.get(facts.biz_step or "") or _END_DISPOSITIONS.get(facts.disposition or "")
+            self.location = facts.biz_location or facts.destination("location") or self.location
+            self.destination = None
+        else:
+            lifecycle = self.lifecycle
+            if facts.biz_location:
+                self.location = facts.biz_location
+        end = _END_STEPS.get(step or "") or _END_DISPOSITIONS.get(facts.disposition or "")
         if end is None and facts.event_type == "ObjectEvent" and facts.action == "DELETE":
             end = Status.DECOMMISSIONED
-        if state.lifecycle in TERMINAL:
-            lifecycle = state.lifecycle  # no way back from an end of life
+        if self.lifecycle in TERMINAL:
+            pass  # no way back from an end of life
         elif end is not None:
-            lifecycle = end
-        self.state = replace(
-            state,
-            lifecycle=lifecycle,
-            owner=owner,
-            custodian=custodian,
-            location=location,
-            destination=destination,
-            last_shipment=shipment,
-            recalled_in_data=state.recalled_in_data or facts.disposition == "recalled",
-            last_event=facts.hash_id,
-            last_event_time=facts.event_time,
-        )
+            self.lifecycle = end
+        else:
+            self.lifecycle = lifecycle
+        if facts.disposition == "recalled":
+            self.recalled_in_data = True
+        self.last_event = facts.hash_id
+        self.last_event_time = facts.event_time
 
     def finish(self, parent: str | None, top: str | None) -> SerialState:
-        state = self.state
-        if state.commissioned_at is None and self.first_uncommissioned is not None:
+        if self.commissioned_at is None and self.first_uncommissioned is not None:
             self.findings.append(
                 Finding(
                     ExceptionType.NEVER_COMMISSIONED,
-                    f"event on {state.epc}, which was never commissioned",
-                    (state.epc,),
+                    f"event on {self.epc}, which was never commissioned",
+                    (self.epc,),
                     (self.first_uncommissioned,),
                 )
             )
-        if state.lifecycle in TERMINAL:
-            status = state.lifecycle
-        elif state.recalled_in_data:
+        lifecycle = self.lifecycle
+        if lifecycle in TERMINAL:
+            status = lifecycle
+        elif self.recalled_in_data:
             status = Status.RECALLED
-        elif state.lifecycle is Status.IN_TRANSIT:
+        elif lifecycle is Status.IN_TRANSIT:
             status = Status.IN_TRANSIT
         elif parent is not None:
             status = Status.PACKED
         else:
-            status = state.lifecycle
-        return replace(state, parent=parent, top_container=top, status=status)
+            status = lifecycle
+        epc = self.epc
+        return SerialState(
+            epc=epc,
+            kind=_kind_of(epc),
+            gtin=gtin_of(epc),
+            lot=self.lot,
+            expiry=self.expiry,
+            commissioned_at=self.commissioned_at,
+            commissioner=self.commissioner,
+            commissioning_event=self.commissioning_event,
+            parent=parent,
+            top_container=top,
+            owner=self.owner,
+            custodian=self.custodian,
+            location=self.location,
+            destination=self.destination,
+            lifecycle=lifecycle,
+            recalled_in_data=self.recalled_in_data,
+            status=status,
+            last_event=self.last_event,
+            last_event_time=self.last_event_time,
+            last_shipment=self.last_shipment,
+        )
 
 
 def compute_state(
@@ -310,7 +367,9 @@ class ProjectionUpdate:
     findings: tuple[Finding, ...]
 
 
-_CHUNK = 500
+# Identifiers per round of store calls: bounds memory in a rebuild; a capture batch's
+# serials usually fit in one round, so a batch costs a handful of store calls.
+_CHUNK = 5000
 
 
 class SerialStateProjection:
@@ -342,9 +401,9 @@ class SerialStateProjection:
         count = 0
         # Intervals first, for all, so that states can read any ancestor's containment.
         for chunk in _chunks(everything):
-            await self._recompute_intervals(chunk)
+            await self._recompute_intervals(chunk, _Loader(self._store))
         for chunk in _chunks(everything):
-            states, _ = await self._recompute_states(chunk)
+            states, _ = await self._recompute_states(chunk, _Loader(self._store))
             count += len(states)
         return count
 
@@ -358,28 +417,32 @@ class SerialStateProjection:
         return affected
 
     async def _recompute(self, affected: set[str]) -> tuple[list[SerialState], list[Finding]]:
-        findings: list[Finding] = []
-        states: list[SerialState] = []
         ordered = sorted(affected)
-        for chunk in _chunks(ordered):
-            findings.extend(await self._recompute_intervals(chunk))
-        for chunk in _chunks(ordered):
-            chunk_states, chunk_findings = await self._recompute_states(chunk)
+        chunks = list(_chunks(ordered))
+        # One loader for the whole update: facts read for the intervals serve the states too,
+        # and the fresh intervals are used from memory instead of being read back.
+        loader = _Loader(self._store)
+        findings: list[Finding] = []
+        for chunk in chunks:
+            findings.extend(await self._recompute_intervals(chunk, loader))
+        states: list[SerialState] = []
+        for chunk in chunks:
+            chunk_states, chunk_findings = await self._recompute_states(chunk, loader)
             states.extend(chunk_states)
             findings.extend(chunk_findings)
         return states, findings
 
-    async def _recompute_intervals(self, children: Sequence[str]) -> list[Finding]:
-        facts = await self._store.facts_for(children)
+    async def _recompute_intervals(self, children: Sequence[str], loader: _Loader) -> list[Finding]:
+        facts = await loader.facts(children)
         parents = {
             f.parent_id
             for child in children
             for f in facts.get(child, ())
             if f.is_aggregation() and f.parent_id and child in f.child_epcs
         }
-        parent_facts = await self._store.facts_for(parents - set(facts))
-        all_facts = {**facts, **parent_facts}
+        all_facts = {**facts, **await loader.facts(parents - set(facts))}
         intervals: list[Interval] = []
+        by_child: dict[str, list[Interval]] = {}
         findings: list[Finding] = []
         for child in children:
             own = facts.get(child, [])
@@ -387,15 +450,16 @@ class SerialStateProjection:
             for parent in {f.parent_id for f in own if f.parent_id and f.parent_id != child}:
                 relevant.extend(all_facts.get(parent, ()))
             found, problems = intervals_for_child(child, relevant)
+            by_child[child] = found
             intervals.extend(found)
             findings.extend(problems)
         await self._store.replace_intervals(children, intervals)
+        loader.known_intervals(by_child)
         return findings
 
     async def _recompute_states(
-        self, epcs: Sequence[str]
+        self, epcs: Sequence[str], loader: _Loader
     ) -> tuple[list[SerialState], list[Finding]]:
-        loader = _Loader(self._store)
         await loader.load(epcs)
         states: list[SerialState] = []
         findings: list[Finding] = []
@@ -410,23 +474,38 @@ class SerialStateProjection:
 
 
 class _Loader:
-    """Fetches, level by level, the facts and intervals of identifiers and all their ancestors."""
+    """Fetches, level by level, the facts and intervals of identifiers and all their ancestors;
+    each identifier's facts and intervals are read once per loader."""
 
     def __init__(self, store: ProjectionStore) -> None:
         self._store = store
         self._facts: dict[str, list[EventFacts]] = {}
         self._intervals: dict[str, list[Interval]] = {}
 
+    async def facts(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
+        """The facts of ``epcs`` (only those with any), read from the store when not yet."""
+        wanted = [epc for epc in epcs if epc not in self._facts]
+        if wanted:
+            found = await self._store.facts_for(wanted)
+            for epc in wanted:
+                self._facts[epc] = found.get(epc, [])
+        return {epc: self._facts[epc] for epc in epcs if self._facts[epc]}
+
+    def known_intervals(self, by_child: dict[str, list[Interval]]) -> None:
+        """Intervals just computed and written: what reading them back would give."""
+        self._intervals.update(by_child)
+
     async def load(self, epcs: Iterable[str]) -> None:
         frontier = set(epcs)
         while frontier:
-            found = await self._store.intervals_for_children(frontier)
-            facts = await self._store.facts_for(frontier)
-            for epc in frontier:
-                self._intervals[epc] = found.get(epc, [])
-                self._facts[epc] = facts.get(epc, [])
+            unknown = [epc for epc in frontier if epc not in self._intervals]
+            if unknown:
+                found = await self._store.intervals_for_children(unknown)
+                for epc in unknown:
+                    self._intervals[epc] = found.get(epc, [])
+            await self.facts(frontier)
             parents = {i.parent for epc in frontier for i in self._intervals[epc]}
-            frontier = parents - self._intervals.keys()
+            frontier = {p for p in parents if p not in self._facts or p not in self._intervals}
 
     def facts_of(self, epc: str) -> Sequence[EventFacts]:
         return self._facts.get(epc, ())

@@ -16,12 +16,14 @@ from service.serial_state import SerialState
 from service.sqlite_worker import SQLiteWorker
 from service.traceability_store import (
     ExceptionFilter,
+    FactsCache,
     RecallRecord,
     VerificationView,
     exception_from_dict,
     exception_to_dict,
     interval_from_row,
     interval_to_row,
+    memo_iso,
     recall_to_dict,
     resolution_from_dict,
     resolution_to_dict,
@@ -84,6 +86,8 @@ class SQLiteTraceabilityStore:
 
     def __init__(self, path: Path | str) -> None:
         self._worker = SQLiteWorker(path, _SCHEMA, name="trace-sqlite")
+        # Only touched on the worker thread, like the connection.
+        self._cache = FactsCache()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._worker.run(work)
@@ -97,6 +101,8 @@ class SQLiteTraceabilityStore:
     # --- projection ------------------------------------------------------------------
 
     async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        cache = self._cache
+
         def work(db: sqlite3.Connection) -> list[EventFacts]:
             inserted: list[EventFacts] = []
             for item in facts:
@@ -106,6 +112,7 @@ class SQLiteTraceabilityStore:
                 )
                 if cursor.rowcount:
                     inserted.append(item)
+                    cache.put(item)
             db.executemany(
                 "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
                 [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
@@ -115,23 +122,7 @@ class SQLiteTraceabilityStore:
         return await self._run(work)
 
     async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
-        def work(db: sqlite3.Connection) -> dict[str, list[EventFacts]]:
-            found: dict[str, list[EventFacts]] = defaultdict(list)
-            for batch in _batches(epcs):
-                rows = db.execute(
-                    _select_in(
-                        "SELECT e.epc, f.body FROM trace_fact_epcs e JOIN trace_facts f "
-                        "ON f.hash_id = e.hash_id",
-                        "e.epc",
-                        len(batch),
-                    ),
-                    batch,
-                )
-                for epc, body in rows:
-                    found[epc].append(EventFacts.from_json(body))
-            return dict(found)
-
-        return await self._run(work)
+        return await self._run(lambda db: _facts_for(db, self._cache, epcs))
 
     async def all_fact_epcs(self) -> list[str]:
         def work(db: sqlite3.Connection) -> list[str]:
@@ -184,10 +175,12 @@ class SQLiteTraceabilityStore:
         await self._run(work)
 
     async def put_states(self, states: Sequence[SerialState]) -> None:
+        iso = memo_iso()
+
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
                 "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
-                [(s.epc, s.gtin, s.lot, json.dumps(state_to_dict(s))) for s in states],
+                [(s.epc, s.gtin, s.lot, json.dumps(state_to_dict(s, iso))) for s in states],
             )
 
         await self._run(work)
@@ -196,6 +189,7 @@ class SQLiteTraceabilityStore:
         def work(db: sqlite3.Connection) -> None:
             for table in ("trace_facts", "trace_fact_epcs", "trace_intervals", "serial_states"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
+            self._cache.clear()
 
         await self._run(work)
 
@@ -367,6 +361,40 @@ class SQLiteTraceabilityStore:
 
 
 # --- work run on the worker thread (shared by single calls and combined ones) ---------------
+
+
+def _facts_for(
+    db: sqlite3.Connection, cache: FactsCache, epcs: Collection[str]
+) -> dict[str, list[EventFacts]]:
+    """Facts by identifier; bodies are read and decoded only for facts not in ``cache``."""
+    pairs: list[tuple[str, str]] = []
+    for batch in _batches(epcs):
+        rows = db.execute(
+            _select_in("SELECT epc, hash_id FROM trace_fact_epcs", "epc", len(batch)), batch
+        )
+        pairs.extend(rows)
+    # Hits are taken first: decoding misses puts them in the cache, which may evict a hit.
+    known: dict[str, EventFacts] = {}
+    missing: set[str] = set()
+    for _, hash_id in pairs:
+        hit = cache.get(hash_id)
+        if hit is None:
+            missing.add(hash_id)
+        else:
+            known[hash_id] = hit
+    for batch in _batches(missing):
+        rows = db.execute(
+            _select_in("SELECT hash_id, body FROM trace_facts", "hash_id", len(batch)), batch
+        )
+        for hash_id, body in rows:
+            known[hash_id] = decoded = EventFacts.from_json(body)
+            cache.put(decoded)
+    found: dict[str, list[EventFacts]] = defaultdict(list)
+    for epc, hash_id in pairs:
+        item = known.get(hash_id)
+        if item is not None:  # as the inner join it replaces: an index row without facts
+            found[epc].append(item)
+    return dict(found)
 
 
 def _states(db: sqlite3.Connection, epcs: Collection[str]) -> dict[str, SerialState]:

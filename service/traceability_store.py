@@ -3,12 +3,13 @@ master data; with the record codecs every adapter shares."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import itertools
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from service.containment import Interval
+from service.containment import EventFacts, Interval
 from service.exception_records import (
     ExceptionRecord,
     ExceptionStatus,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExceptionFilter",
+    "FactsCache",
     "RecallRecord",
     "TraceabilityStore",
     "VerificationView",
@@ -31,6 +33,7 @@ __all__ = [
     "exception_to_dict",
     "interval_from_row",
     "interval_to_row",
+    "memo_iso",
     "open_traceability_store",
     "recall_from_dict",
     "recall_to_dict",
@@ -39,6 +42,35 @@ __all__ = [
     "state_from_dict",
     "state_to_dict",
 ]
+
+
+class FactsCache:
+    """Decoded event facts by hash, newest kept, for one store adapter.
+
+    Facts are immutable and keyed by their event's hash, so a cached entry is never stale
+    (``clear`` goes with ``clear_projection``). It exists because decoding stored facts from
+    JSON was the largest cost of keeping state current: a capture batch reads back the facts
+    it has just written and those of the serials it touched a moment ago.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._capacity = capacity
+        self._facts: dict[str, EventFacts] = {}
+
+    def get(self, hash_id: str) -> EventFacts | None:
+        return self._facts.get(hash_id)
+
+    def put(self, facts: EventFacts) -> None:
+        cached = self._facts
+        cached.pop(facts.hash_id, None)
+        cached[facts.hash_id] = facts
+        if len(cached) > self._capacity:
+            # Oldest first: dicts keep insertion order, and put() moves an entry to the end.
+            for stale in list(itertools.islice(cached, len(cached) - self._capacity)):
+                del cached[stale]
+
+    def clear(self) -> None:
+        self._facts.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +143,54 @@ def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def state_to_dict(state: SerialState) -> dict[str, Any]:
-    data = {f.name: getattr(state, f.name) for f in fields(state)}
-    for name in ("expiry", "commissioned_at", "last_event_time"):
-        data[name] = _iso(data[name])
-    data["lifecycle"] = state.lifecycle.value
-    data["status"] = state.status.value
-    return data
+def state_to_dict(
+    state: SerialState, iso: Callable[[datetime | date | None], str | None] = _iso
+) -> dict[str, Any]:
+    """The stored form of a state, keys in field order; ``iso`` may be a memoising formatter.
+
+    Written out field by field: ``dataclasses.fields`` and ``getattr`` per field cost a
+    visible share of the projection, which stores every state it recomputes.
+    """
+    return {
+        "epc": state.epc,
+        "kind": state.kind,
+        "gtin": state.gtin,
+        "lot": state.lot,
+        "expiry": iso(state.expiry),
+        "commissioned_at": iso(state.commissioned_at),
+        "commissioner": state.commissioner,
+        "commissioning_event": state.commissioning_event,
+        "parent": state.parent,
+        "top_container": state.top_container,
+        "owner": state.owner,
+        "custodian": state.custodian,
+        "location": state.location,
+        "destination": state.destination,
+        "lifecycle": state.lifecycle.value,
+        "recalled_in_data": state.recalled_in_data,
+        "status": state.status.value,
+        "last_event": state.last_event,
+        "last_event_time": iso(state.last_event_time),
+        "last_shipment": state.last_shipment,
+    }
+
+
+def memo_iso() -> Callable[[datetime | date | None], str | None]:
+    """An ISO formatter remembering its answers: the states of one batch share a few times
+    (every item of a commissioning or a shipped case has the same ones)."""
+    seen: dict[tuple[date, object], str] = {}
+
+    def iso(value: datetime | date | None) -> str | None:
+        if value is None:
+            return None
+        # The tzinfo is part of the key: equal instants in other offsets print differently.
+        key = (value, getattr(value, "tzinfo", None))
+        text = seen.get(key)
+        if text is None:
+            text = seen[key] = value.isoformat()
+        return text
+
+    return iso
 
 
 def state_from_dict(data: dict[str, Any]) -> SerialState:
