@@ -17,7 +17,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from service.audit import KEYRING, LEDGER, ledger_context, make_checkpoint
-from service.auth import auth_middleware
+from service.auth import TOKEN_CACHE, TokenCache, auth_middleware, invalidate_on_revoke
 from service.capture import CaptureTracker
 from service.capture_hooks import CapturePolicy, LedgerHook, TraceabilityHook
 from service.dscsa_checks import CheckMode
@@ -82,11 +82,14 @@ def _store_context(store: EventStore | None) -> Context:
         opened = store if store is not None else open_store(settings)
         await opened.open()
         app[STORE] = opened
+        # Revocations through this store reach the token cache at once.
+        restore = invalidate_on_revoke(opened, app[TOKEN_CACHE])
         if await ensure_operator_token(opened, settings.operator_token_path, settings.gln):
             logger.warning("use it as: Authorization: Bearer <contents of that file>")
         try:
             yield
         finally:
+            restore()
             await opened.close()
 
     return context
@@ -248,6 +251,7 @@ def create_app(
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings = settings or Settings.from_environ()
+    app[TOKEN_CACHE] = TokenCache()
     app.cleanup_ctx.append(_store_context(store))
     app.cleanup_ctx.append(_traceability_context)
     app.cleanup_ctx.append(ledger_context(lambda a: a[STORE]))

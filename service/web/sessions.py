@@ -2,9 +2,11 @@
 
 The cookie holds the SHA-256 digest of the bearer token (the store's lookup key, which cannot
 be turned back into the token), a random CSRF token and an expiry, signed with a per-instance
-secret kept in the data directory. Every request looks the partner up again, so a revoked
-token ends its sessions at once. Signing out clears the cookie; a copied cookie stays usable
-until it expires (at most :data:`SESSION_LIFETIME`), the price of keeping no session table.
+secret kept in the data directory. Every request looks the partner up again (through the
+bearer-token cache, :func:`service.auth.principal_for_token_hash`), so a revoked token ends its
+sessions at once, or within the cache's few seconds when another process revoked it. Signing
+out clears the cookie; a copied cookie stays usable until it expires (at most
+:data:`SESSION_LIFETIME`), the price of keeping no session table.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from service.auth import Principal
-from service.state import SETTINGS, STORE
+from service.auth import Principal, principal_for_token_hash
+from service.state import SETTINGS
 from service.web.errors import PageError
 
 __all__ = [
@@ -177,12 +179,7 @@ async def current_principal(request: web.Request) -> Principal | None:
     session = read_session(request)
     if session is None or session.token_hash is None:
         return None
-    record = await request.app[STORE].get_partner_by_token_hash(session.token_hash)
-    if record is None or record.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(record.token_hash, session.token_hash):
-        return None
-    return Principal.from_record(record)
+    return await principal_for_token_hash(request.app, session.token_hash)
 
 
 def check_csrf(request: web.Request, submitted: object) -> None:

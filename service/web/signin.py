@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
-from service.auth import Principal, Role
+from service.auth import Principal, Role, principal_for_token_hash
 from service.partners import hash_token
-from service.state import STORE
 from service.web.rendering import PAGE_PREFIX, home_for, page, redirect, render
 from service.web.sessions import (
     CsrfError,
@@ -62,15 +59,7 @@ async def get_sign_in(request: web.Request) -> web.StreamResponse:
 
 
 async def _principal_of_token(request: web.Request, token: str) -> Principal | None:
-    token_hash = hash_token(token)
-    record = await request.app[STORE].get_partner_by_token_hash(token_hash)
-    if (
-        record is None
-        or record.revoked_at is not None
-        or not hmac.compare_digest(record.token_hash, token_hash)
-    ):
-        return None
-    return Principal.from_record(record)
+    return await principal_for_token_hash(request.app, hash_token(token))
 
 
 async def post_sign_in(request: web.Request) -> web.StreamResponse:
