@@ -1,0 +1,373 @@
+"""The projection's fast paths against the slow paths they replaced.
+
+* the fold on a mutable accumulator against the ``dataclasses.replace`` fold kept in
+  ``serial_state_reference``, over the DSCSA scenario and hypothesis-generated histories;
+* the incremental projection (one loader per update, fresh intervals from memory, decoded
+  facts from the cache) against a from-scratch in-memory recomputation with the reference fold;
+* the field-by-field state encoding with memoised ISO times against the generic one;
+* the facts cache evicting under the store's feet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from epcis.model import XmlElement
+from service.containment import (
+    EventFacts,
+    Interval,
+    _lot_and_expiry,
+    intervals_for_child,
+    timeline,
+)
+from service.serial_state import SerialState, SerialStateProjection, compute_state, gtin_of
+from service.sqlite_traceability_store import SQLiteTraceabilityStore
+from service.traceability_store import FactsCache, memo_iso, state_to_dict
+from tests.service import serial_state_reference as reference
+from tests.service.dscsa_scenario import CASES, ITEMS, PALLET, facts, scenario_events
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_SERIALS = tuple(f"urn:epc:id:sgtin:030001.0012345.{n}" for n in range(4))
+_CASES = ("urn:epc:id:sgtin:030001.1012345.1", "urn:epc:id:sgtin:030001.1012345.2")
+_PALLET = "urn:epc:id:sscc:030001.4000000001"
+_UNIVERSE = (*_SERIALS, *_CASES, _PALLET)
+_PARTIES = ("urn:epc:id:sgln:030001.111111.0", "urn:epc:id:sgln:039999.999999.0")
+_LOTS = (("L1", date(2027, 6, 30)), ("L2", date(2027, 6, 30)), (None, None))
+
+
+# --- a from-scratch recomputation, all in memory, with the reference fold ----------------------
+
+
+def _recompute_all(
+    all_facts: Iterable[EventFacts], fold: Any = reference.compute_state
+) -> tuple[dict[str, SerialState], set[str]]:
+    """States of every named identifier, and the keys of every finding, from nothing."""
+    unique = list({f.hash_id: f for f in all_facts}.values())
+    by_epc: dict[str, list[EventFacts]] = {}
+    for f in unique:
+        for epc in dict.fromkeys(f.names()):
+            by_epc.setdefault(epc, []).append(f)
+    intervals: dict[str, list[Interval]] = {}
+    keys: set[str] = set()
+    for epc, own in by_epc.items():
+        relevant = list(own)
+        for container in {f.parent_id for f in own if f.parent_id and f.parent_id != epc}:
+            relevant.extend(by_epc.get(container, ()))
+        intervals[epc], problems = intervals_for_child(epc, relevant)
+        keys.update(p.key for p in problems)
+    states: dict[str, SerialState] = {}
+    for epc in by_epc:
+        entries = timeline(epc, lambda e: by_epc.get(e, ()), lambda e: intervals.get(e, ()))
+        parent = _open(intervals.get(epc, ()))
+        top: str | None = parent
+        seen = {epc}
+        while top is not None and top not in seen:
+            seen.add(top)
+            above = _open(intervals.get(top, ()))
+            if above is None:
+                break
+            top = above
+        state, found = fold(epc, entries, parent, top)
+        states[epc] = state
+        keys.update(f.key for f in found)
+    return states, keys
+
+
+def _open(intervals: Iterable[Interval]) -> str | None:
+    return next((i.parent for i in intervals if i.end is None), None)
+
+
+# --- generated histories ----------------------------------------------------------------------
+
+
+def _make(n: int, minute: int, **values: Any) -> EventFacts:
+    defaults: dict[str, Any] = {
+        "event_type": "ObjectEvent",
+        "action": "OBSERVE",
+        "biz_step": None,
+        "disposition": None,
+        "read_point": _PARTIES[0],
+        "biz_location": _PARTIES[0],
+        "epcs": (),
+        "parent_id": None,
+        "child_epcs": (),
+        "sources": (),
+        "destinations": (),
+        "biz_transactions": (),
+        "lot": None,
+        "expiry": None,
+    }
+    defaults.update(values)
+    hash_id = f"ni:///sha-256;{n:064x}?ver=CBV2.0"
+    at = T0 + timedelta(minutes=minute)
+    return EventFacts(hash_id=hash_id, event_id=hash_id, event_time=at, **defaults)
+
+
+_some = st.lists(st.sampled_from(_UNIVERSE), min_size=1, max_size=3, unique=True).map(tuple)
+_party = st.sampled_from(_PARTIES)
+
+
+@st.composite
+def _event(draw: st.DrawFn, n: int) -> EventFacts:
+    minute = draw(st.integers(0, 12))  # few minutes: equal event times happen
+    kind = draw(
+        st.sampled_from(
+            ["commission", "pack", "unpack", "empty", "ship", "receive", "observe", "end"]
+        )
+    )
+    if kind == "commission":
+        lot, expiry = draw(st.sampled_from(_LOTS))
+        return _make(
+            n,
+            minute,
+            action="ADD",
+            biz_step="commissioning",
+            disposition="active",
+            epcs=draw(_some),
+            lot=lot,
+            expiry=expiry,
+            biz_location=draw(st.sampled_from((*_PARTIES, None))),
+        )
+    if kind in ("pack", "unpack", "empty"):
+        parent = draw(st.sampled_from((*_CASES, _PALLET)))
+        children = () if kind == "empty" else tuple(e for e in draw(_some) if e != parent)
+        return _make(
+            n,
+            minute,
+            event_type="AggregationEvent",
+            action="ADD" if kind == "pack" else draw(st.sampled_from(("DELETE", "OBSERVE"))),
+            biz_step="packing" if kind == "pack" else "unpacking",
+            parent_id=parent,
+            child_epcs=children,
+        )
+    if kind in ("ship", "receive"):
+        seller, buyer = draw(st.permutations(_PARTIES))
+        return _make(
+            n,
+            minute,
+            biz_step="shipping" if kind == "ship" else "receiving",
+            epcs=draw(_some),
+            sources=(("owning_party", seller), ("location", seller)),
+            destinations=(("owning_party", buyer), ("location", buyer)),
+            biz_location=None if kind == "ship" else buyer,
+        )
+    if kind == "end":
+        step, disposition, action = draw(
+            st.sampled_from(
+                [
+                    ("dispensing", "dispensed", "OBSERVE"),
+                    ("decommissioning", "inactive", "OBSERVE"),
+                    (None, None, "DELETE"),
+                    ("destroying", None, "OBSERVE"),
+                    (None, "recalled", "OBSERVE"),
+                ]
+            )
+        )
+        return _make(
+            n, minute, biz_step=step, disposition=disposition, action=action, epcs=draw(_some)
+        )
+    return _make(n, minute, biz_step="storing", epcs=draw(_some), biz_location=draw(_party))
+
+
+@st.composite
+def _history(draw: st.DrawFn) -> list[EventFacts]:
+    count = draw(st.integers(1, 14))
+    return [draw(_event(n)) for n in range(count)]
+
+
+# --- the fold -----------------------------------------------------------------------------------
+
+
+def _folds_agree(all_facts: list[EventFacts]) -> None:
+    fast = _recompute_all(all_facts, compute_state)
+    slow = _recompute_all(all_facts)
+    assert fast == slow
+
+
+def test_fast_fold_equals_the_reference_fold_on_the_scenario() -> None:
+    all_facts = facts(scenario_events())
+    _folds_agree(all_facts)
+    states, _ = _recompute_all(all_facts, compute_state)
+    assert set(states) == {*ITEMS, *CASES, PALLET}
+
+
+@settings(max_examples=60, deadline=None)
+@given(_history())
+def test_fast_fold_equals_the_reference_fold_on_generated_histories(
+    history: list[EventFacts],
+) -> None:
+    _folds_agree(history)
+
+
+def test_gtin_memo_gives_the_reference_check_digits() -> None:
+    for epc in (
+        *ITEMS,
+        *CASES,
+        PALLET,
+        "urn:epc:id:sgtin:0614141.112345.400",
+        "https://id.gs1.org/01/09506000134352/21/abc",
+        "urn:epc:id:sgtin:0614141.012345.x",
+    ):
+        assert gtin_of(epc) == reference.gtin_of(epc)
+
+
+# --- the projection -----------------------------------------------------------------------------
+
+
+async def _project(batches: list[list[EventFacts]], cache: int) -> dict[str, SerialState]:
+    store = SQLiteTraceabilityStore(":memory:")
+    store._cache = FactsCache(cache)
+    await store.open()
+    try:
+        projection = SerialStateProjection(store)
+        for batch in batches:
+            await projection.apply(batch)
+        return await store.get_states(_UNIVERSE)
+    finally:
+        await store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(_history(), st.randoms(use_true_random=False), st.sampled_from([1, 3, 10_000]))
+def test_incremental_projection_equals_recomputing_everything(
+    history: list[EventFacts], rng: Any, cache: int
+) -> None:
+    """Any arrival order and batching, and a cache of any size (1 evicts all the time)."""
+    shuffled = list(history)
+    rng.shuffle(shuffled)
+    batches: list[list[EventFacts]] = []
+    while shuffled:
+        size = rng.randint(1, 5)
+        batches.append(shuffled[:size])
+        shuffled = shuffled[size:]
+    expected, _ = _recompute_all(history)
+    assert asyncio.run(_project(batches, cache)) == expected
+
+
+async def test_findings_of_one_update_are_those_of_recomputing_everything() -> None:
+    all_facts = facts(scenario_events())
+    store = SQLiteTraceabilityStore(":memory:")
+    await store.open()
+    try:
+        update = await SerialStateProjection(store).apply(all_facts)
+    finally:
+        await store.close()
+    _, keys = _recompute_all(all_facts)
+    assert {f.key for f in update.findings} == keys
+    assert {s.epc: s for s in update.states} == _recompute_all(all_facts)[0]
+
+
+# --- encodings and caches -------------------------------------------------------------------
+
+
+def _generic(state: SerialState) -> dict[str, Any]:
+    data: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(state)}
+    for name in ("expiry", "commissioned_at", "last_event_time"):
+        data[name] = data[name].isoformat() if data[name] is not None else None
+    data["lifecycle"] = state.lifecycle.value
+    data["status"] = state.status.value
+    return data
+
+
+def test_state_encoding_with_memoised_times_equals_the_generic_one() -> None:
+    states, _ = _recompute_all(facts(scenario_events()))
+    plus_two = timezone(timedelta(hours=2))
+    same_instant = datetime(2026, 1, 5, 10, 0, tzinfo=plus_two)
+    extra = [
+        SerialState(epc="a", kind="other", commissioned_at=T0),
+        SerialState(epc="b", kind="other", commissioned_at=same_instant),
+        SerialState(epc="c", kind="other", expiry=date(2027, 1, 1), last_event_time=T0),
+    ]
+    assert same_instant == extra[0].commissioned_at  # equal instants, printed differently
+    iso = memo_iso()
+    for state in [*states.values(), *extra]:
+        assert state_to_dict(state, iso) == _generic(state)
+        assert list(state_to_dict(state, iso)) == list(_generic(state))
+
+
+def test_facts_cache_keeps_the_newest_and_moves_refreshed_entries_to_the_end() -> None:
+    made = [_make(n, n, epcs=(_SERIALS[0],)) for n in range(4)]
+    cache = FactsCache(2)
+    for f in made[:2]:
+        cache.put(f)
+    cache.put(made[0])  # refreshed: now the newest
+    cache.put(made[2])
+    assert [cache.get(f.hash_id) for f in made] == [made[0], None, made[2], None]
+    cache.clear()
+    assert cache.get(made[0].hash_id) is None
+
+
+async def test_facts_for_is_the_same_with_a_cold_and_an_evicting_cache() -> None:
+    all_facts = facts(scenario_events())
+    answers = []
+    for capacity in (10_000, 2, 0):
+        store = SQLiteTraceabilityStore(":memory:")
+        store._cache = FactsCache(capacity)
+        await store.open()
+        try:
+            await store.add_facts(all_facts)
+            if capacity == 0:
+                store._cache.clear()
+            found = await store.facts_for([*ITEMS, *CASES, PALLET, "urn:epc:id:sgtin:0.0.none"])
+        finally:
+            await store.close()
+        answers.append({epc: sorted(f.hash_id for f in fs) for epc, fs in found.items()})
+        assert all(f in all_facts for fs in found.values() for f in fs)
+    assert answers[0] == answers[1] == answers[2]
+
+
+def _recursive_lot_and_expiry(ilmd: Iterable[XmlElement]) -> tuple[str | None, date | None]:
+    """The recursive walk the stack-based one replaced."""
+    lot: str | None = None
+    expiry: date | None = None
+
+    def walk(elements: Iterable[XmlElement]) -> Iterable[XmlElement]:
+        for element in elements:
+            yield element
+            yield from walk(element.children)
+
+    for element in walk(ilmd):
+        if element.namespace not in ("urn:epcglobal:cbv:mda", "http://epcis.gs1us.org/hc/ns"):
+            continue
+        if not element.text:
+            continue
+        if element.name == "lotNumber":
+            lot = element.text.strip()
+        elif element.name == "itemExpirationDate":
+            try:
+                expiry = date.fromisoformat(element.text.strip())
+            except ValueError:
+                expiry = None
+    return lot, expiry
+
+
+_MDA = "urn:epcglobal:cbv:mda"
+_leaf = st.builds(
+    XmlElement,
+    namespace=st.sampled_from((_MDA, "urn:other")),
+    name=st.sampled_from(("lotNumber", "itemExpirationDate", "x")),
+    text=st.sampled_from(("L1", " L2 ", "2027-01-31", "bad", None)),
+)
+_tree = st.recursive(
+    _leaf,
+    lambda inner: st.builds(
+        XmlElement,
+        namespace=st.just(_MDA),
+        name=st.just("group"),
+        children=st.lists(inner, max_size=3).map(tuple),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_tree, max_size=4))
+def test_ilmd_walk_finds_what_the_recursive_walk_found(ilmd: list[XmlElement]) -> None:
+    assert _lot_and_expiry(ilmd) == _recursive_lot_and_expiry(ilmd)
