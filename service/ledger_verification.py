@@ -8,6 +8,8 @@ with the public keys, including retired ones.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,22 +59,38 @@ async def verify_ledger(
     report = LedgerReport()
     tree = MerkleTree()
     batch: list[LedgerEntry] = []
-    async for entry in store.iter_entries():
-        if entry.index != tree.size:
-            report.findings.append(
-                Finding(
-                    "missing-leaf",
-                    f"leaves {tree.size} to {entry.index - 1} are missing from the ledger",
-                    tree.size,
+    # The records of one batch are fetched and hashed (store threads) while the next batch's
+    # leaves are hashed into the tree here; findings are still added in leaf order.
+    pending: asyncio.Task[list[Finding]] | None = None
+    try:
+        async for entry in store.iter_entries():
+            expected = tree.size + len(batch)
+            if entry.index != expected:
+                if pending is not None:
+                    report.findings.extend(await pending)
+                    pending = None
+                report.findings.append(
+                    Finding(
+                        "missing-leaf",
+                        f"leaves {expected} to {entry.index - 1} are missing from the ledger",
+                        expected,
+                    )
                 )
-            )
-            break
-        tree.append_leaf_hash(entry.leaf_hash)
-        batch.append(entry)
-        if len(batch) >= _BATCH:
-            await _check_records(batch, records, report)
-            batch = []
-    await _check_records(batch, records, report)
+                break
+            batch.append(entry)
+            if len(batch) >= _BATCH:
+                _extend(tree, batch)
+                if pending is not None:
+                    report.findings.extend(await pending)
+                pending = asyncio.create_task(_check_records(batch, records))
+                batch = []
+        _extend(tree, batch)
+        if pending is not None:
+            report.findings.extend(await pending)
+        report.findings.extend(await _check_records(batch, records))
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
     report.leaves = tree.size
     for checkpoint in await store.checkpoints():
         report.checkpoints += 1
@@ -80,9 +98,19 @@ async def verify_ledger(
     return report
 
 
-async def _check_records(
-    entries: Sequence[LedgerEntry], records: RecordDigests, report: LedgerReport
-) -> None:
+def _extend(tree: MerkleTree, entries: Sequence[LedgerEntry]) -> None:
+    """Add the entries' leaves: hashed inline (the same bytes as ``LedgerEntry.leaf_hash``)."""
+    sha256 = hashlib.sha256
+    tree.extend_leaf_hashes(
+        [
+            sha256(b"\x00" + f"{e.kind}\n{e.record_id}\n{e.digest}".encode()).digest()
+            for e in entries
+        ]
+    )
+
+
+async def _check_records(entries: Sequence[LedgerEntry], records: RecordDigests) -> list[Finding]:
+    findings: list[Finding] = []
     by_kind: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_kind.setdefault(entry.kind, []).append(entry)
@@ -91,11 +119,11 @@ async def _check_records(
         for entry in kind_entries:
             digest = current.get(entry.record_id)
             if digest is None:
-                report.findings.append(
+                findings.append(
                     Finding("deleted", f"{kind} {entry.record_id} is gone", entry.index)
                 )
             elif digest != entry.digest:
-                report.findings.append(
+                findings.append(
                     Finding(
                         "changed",
                         f"{kind} {entry.record_id} was altered: SHA-256 is {digest}, "
@@ -103,6 +131,7 @@ async def _check_records(
                         entry.index,
                     )
                 )
+    return findings
 
 
 def _check_checkpoint(

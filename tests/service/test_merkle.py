@@ -137,7 +137,31 @@ def test_batched_inclusion_proofs_equal_one_by_one(size: int, data: st.DataObjec
 
 def test_batched_inclusion_proofs_reject_out_of_range() -> None:
     tree = tree_of(4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not in a tree of 4"):
         tree.inclusion_proofs([0, 4], 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="has 4 leaves"):
         tree.inclusion_proofs([0], 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=70), min_size=1, max_size=6))
+def test_extending_in_batches_builds_the_same_tree(batches: list[int]) -> None:
+    one_by_one = MerkleTree()
+    batched = MerkleTree()
+    counter = 0
+    for size in batches:
+        digests = [leaf_hash(b"%d" % (counter + n)) for n in range(size)]
+        counter += size
+        for digest in digests:
+            one_by_one.append_leaf_hash(digest)
+        batched.extend_leaf_hashes(digests)
+        assert batched.size == one_by_one.size
+        assert batched._levels == one_by_one._levels
+        assert batched.root() == one_by_one.root()
+
+
+def test_extending_rejects_a_short_hash() -> None:
+    tree = tree_of(3)
+    with pytest.raises(ValueError, match="32 bytes"):
+        tree.extend_leaf_hashes([b"\x00" * 32, b"\x00" * 31])
+    assert tree.size == 3
