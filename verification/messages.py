@@ -12,13 +12,20 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, field_serializer, field_validator
 
 from epcis.errors import InvalidDocumentError, InvalidIdentifierError, Problem
-from epcis.identifiers import Gs1Date, normalize_gtin, parse_yymmdd, validate_gln
+from epcis.identifiers import (
+    Gs1Date,
+    has_valid_check_digit,
+    normalize_gtin,
+    parse_yymmdd,
+    validate_gln,
+)
 
 __all__ = [
     "LMVS_VERSION",
@@ -86,6 +93,9 @@ class MalformedRequestError(InvalidDocumentError):
 def format_timestamp(moment: datetime) -> str:
     """``2019-05-17T16:48:53.428Z``: UTC with milliseconds, as the standard's examples."""
     utc = moment.astimezone(UTC)
+    if utc.year >= 1000:
+        # isoformat is several times cheaper than strftime and spells years from 1000 alike.
+        return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -165,11 +175,30 @@ class VerificationResponse(_Message):
         return format_timestamp(value)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        """``model_dump(by_alias=True, exclude_none=True, mode="json")``, written out: the
+        responder builds one per request and pydantic's general dump costs several times more
+        (a differential test keeps the two equal)."""
+        data = self.data
+        body: dict[str, Any] = {"verified": data.verified}
+        if data.verification_failure_reason is not None:
+            body["verificationFailureReason"] = data.verification_failure_reason.value
+        if data.additional_info is not None:
+            body["additionalInfo"] = data.additional_info.value
+        answer: dict[str, Any] = {
+            "verificationTimestamp": format_timestamp(self.verification_timestamp),
+            "responderGLN": self.responder_gln,
+            "data": body,
+        }
+        if self.corr_uuid is not None:
+            answer["corrUUID"] = self.corr_uuid
+        return answer
 
 
 def _segment(raw: str, where: str) -> str:
-    value = unquote(raw, errors="strict") if "%" in raw else raw
+    try:
+        value = unquote(raw, errors="strict") if "%" in raw else raw
+    except UnicodeDecodeError:
+        raise MalformedRequestError(where, f"not percent-encoded UTF-8: {raw!r}") from None
     if not value:
         raise MalformedRequestError(where, f"{where.rpartition('/')[2]} is empty")
     return value
@@ -257,6 +286,87 @@ def parse_request(
 ) -> VerificationRequest:
     """The request from the path after the service prefix (still percent-encoded), the query
     parameters and the headers; :class:`MalformedRequestError` says which part is wrong."""
+    fast = _parse_common(path, query, headers, today)
+    return fast if fast is not None else _parse_request_general(path, query, headers, today=today)
+
+
+def _parse_common(
+    path: str, query: Mapping[str, str], headers: Mapping[str, str] | None, today: date | None
+) -> VerificationRequest | None:
+    """The common shape (short names, nothing percent-encoded, ``exp``, valid values) read
+    with cached GTIN, GLN and date checks and no second validation by pydantic; a responder
+    parses one per request. Anything else, and every error, goes to the general reader,
+    which alone words the problems (a differential test keeps the two equal)."""
+    parts = path.split("/")
+    if len(parts) != 6 or parts[0] != "gtin" or parts[2] != "lot" or parts[4] != "ser":
+        return None
+    _, gtin, _, lot, _, serial = parts
+    raw_exp = query.get("exp")
+    req_gln = query.get("reqGLN")
+    corr_uuid = query.get("corrUUID")
+    if (
+        "%" in path
+        or not raw_exp
+        or not _plain_lot_serial(lot)
+        or not _plain_lot_serial(serial)
+        or not _valid_gtin14(gtin)
+        or (req_gln is not None and not _valid_gln(req_gln))
+        or (corr_uuid is not None and not _UUID.match(corr_uuid))
+    ):
+        return None
+    possess = query.get("ctrlPossessAtt")
+    flag = None if possess is None else _BOOL.get(possess.strip().lower())
+    if possess is not None and flag is None:
+        return None
+    try:
+        expiry = _expiry(raw_exp, today or date.today())
+    except InvalidIdentifierError:
+        return None
+    return VerificationRequest.model_construct(
+        gtin=gtin,
+        lot=lot,
+        serial=serial,
+        expiry=expiry,
+        req_gln=req_gln,
+        corr_uuid=corr_uuid if corr_uuid is not None else str(uuid.uuid4()),
+        context=query.get("context"),
+        link_type=query.get("linkType"),
+        version=(headers or {}).get("GS1US-Version"),
+        ctrl_possess_att=flag,
+        contact_email=query.get("email"),
+        contact_phone=query.get("telephone"),
+    )
+
+
+def _plain_lot_serial(value: str) -> bool:
+    return 0 < len(value) <= _MAX_LOT_SERIAL and value.isascii() and value.isprintable()
+
+
+# Requests name few GTINs, GLNs and expiry dates, so their checks are remembered.
+@lru_cache(maxsize=4096)
+def _valid_gtin14(value: str) -> bool:
+    return len(value) == 14 and value.isascii() and value.isdigit() and has_valid_check_digit(value)
+
+
+@lru_cache(maxsize=1024)
+def _valid_gln(value: str) -> bool:
+    return len(value) == 13 and value.isascii() and value.isdigit() and has_valid_check_digit(value)
+
+
+@lru_cache(maxsize=4096)
+def _expiry(raw: str, today: date) -> Gs1Date:
+    # Gs1Date is frozen, so one instance may be shared by many requests.
+    return parse_yymmdd(raw, today=today)
+
+
+def _parse_request_general(
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+    *,
+    today: date | None = None,
+) -> VerificationRequest:
+    """Every shape of request, and every error with the part it points at."""
     raw_gtin, raw_lot, raw_serial = _path_parts(path)
     name, raw_exp = _required(query, "exp", "17")
     try:
