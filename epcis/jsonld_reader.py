@@ -39,7 +39,7 @@ import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import IO, Any, BinaryIO
 
 import ijson  # type: ignore[import-untyped]
@@ -116,10 +116,16 @@ _SENSOR_REPORT_KEYS = frozenset(
 # --- identifiers (epcis.identifiers is optional until it lands) -------------------------
 
 
+# Memoised because the same EPCs and locations recur in event after event (an item is
+# commissioned, packed, shipped and received; a read point appears in thousands of events) and
+# parsing one costs tens of microseconds. Both functions are pure; errors are not cached, so an
+# invalid identifier raises every time it is met.
+@lru_cache(maxsize=1 << 16)
 def _canonical_epc(value: str) -> str:
     return str(_identifier_functions()[0](value))
 
 
+@lru_cache(maxsize=1 << 12)
 def _canonical_class(value: str) -> str:
     return str(_identifier_functions()[1](value))
 
@@ -350,7 +356,7 @@ def _typed_list(value: Any, field: str, kind: CBVKind, path: str) -> list[dict[s
             if entry.get("type") is not None:
                 converted["type"] = entry["type"]
         if isinstance(converted.get("type"), str):
-            converted["type"] = canonical(kind, converted["type"])
+            converted["type"] = _canonical_cbv(kind, converted["type"])
         if field != "bizTransaction" and isinstance(converted["value"], str):
             converted["value"] = _canonical_epc(converted["value"])
         extra = set(entry) - {"type", field}
@@ -467,12 +473,15 @@ def _convert_field(key: str, value: Any, scope: _Scope, path: str) -> Any:
     return value
 
 
+# Few distinct CBV values occur, in nearly every event: memoised like the EPCs above.
+_canonical_cbv = lru_cache(maxsize=1 << 10)(canonical)
+
 _CBV_WORDS = {CBVKind.BIZ_STEP: BIZ_STEPS, CBVKind.DISPOSITION: DISPOSITIONS}
 
 
 def _cbv(kind: CBVKind, value: Any, path: str) -> str:
     """A bizStep or disposition: a bare word must be a CBV value, anything else a URI."""
-    word = canonical(kind, _id_str(value, path))
+    word = _canonical_cbv(kind, _id_str(value, path))
     if ":" not in word and word not in _CBV_WORDS[kind]:
         raise _invalid(f"{word!r} is not a CBV {kind.name.lower()} (use a URI)", path)
     return word

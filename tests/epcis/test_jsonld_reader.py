@@ -289,3 +289,44 @@ def _document(events: list[dict[str, Any]]) -> dict[str, Any]:
         "creationDate": "2024-01-01T00:00:00Z",
         "epcisBody": {"eventList": events},
     }
+
+
+def _uncached_event(obj: dict[str, Any], namespaces: dict[str, str]) -> EventBase:
+    """The event read with the memo tables bypassed (the reader before they existed)."""
+    from epcis import jsonld_reader
+
+    saved = jsonld_reader._canonical_epc, jsonld_reader._canonical_class
+    saved_cbv = jsonld_reader._canonical_cbv
+    jsonld_reader._canonical_epc = jsonld_reader._canonical_epc.__wrapped__  # type: ignore[assignment]
+    jsonld_reader._canonical_class = jsonld_reader._canonical_class.__wrapped__  # type: ignore[assignment]
+    jsonld_reader._canonical_cbv = jsonld_reader._canonical_cbv.__wrapped__  # type: ignore[assignment]
+    try:
+        return event_from_jsonld(obj, namespaces)
+    finally:
+        jsonld_reader._canonical_epc, jsonld_reader._canonical_class = saved
+        jsonld_reader._canonical_cbv = saved_cbv
+
+
+def test_memoised_identifiers_read_the_fixture_as_before() -> None:
+    from epcis.jsonld_reader import context_prefixes
+
+    document = json.loads(FIXTURE.read_bytes())
+    namespaces = context_prefixes(document["@context"], "/@context")
+    events = document["epcisBody"]["eventList"]
+    assert events
+    for _ in range(2):  # cold, then warm memo tables
+        for obj in events:
+            assert event_from_jsonld(obj, namespaces) == _uncached_event(obj, namespaces)
+
+
+def test_a_bad_identifier_fails_every_time_it_is_read() -> None:
+    bad = _event(
+        epcList=["urn:epc:id:sgln:0614141.00001.1"], readPoint={"id": "urn:epc:id:sgtin:1.2"}
+    )
+    for _ in range(3):
+        with pytest.raises(InvalidDocumentError, match="dot-separated") as caught:
+            event_from_jsonld(bad, {})
+        assert caught.value.problems[0].path == "/readPoint"
+    good = _event(bizStep="urn:epcglobal:cbv:bizstep:shipping")
+    assert event_from_jsonld(good, {}).biz_step == "shipping"
+    assert event_from_jsonld(good, {}).biz_step == "shipping"
