@@ -186,16 +186,28 @@ async def _captures_context(app: web.Application) -> AsyncIterator[None]:
         await tracker.drain(app[SETTINGS].shutdown_timeout)
 
 
-async def _gs1_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("GS1-EPCIS-Version", "2.0.0")
-    response.headers.setdefault("GS1-CBV-Version", "2.0.0")
-    response.headers.setdefault("GS1-Vendor-Version", f"dscsa-exchange-{package_version()}")
-    if request.path.startswith("/capture") or request.path == "/events":
-        settings = request.app[SETTINGS]
-        response.headers["GS1-EPCIS-Capture-Limit"] = str(settings.capture_event_limit)
-        response.headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(
-            settings.capture_file_size_limit
-        )
+def _gs1_headers(
+    settings: Settings,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    # Every response carries these: their values are fixed for the app's life, so made once.
+    versions = {
+        "GS1-EPCIS-Version": "2.0.0",
+        "GS1-CBV-Version": "2.0.0",
+        "GS1-Vendor-Version": f"dscsa-exchange-{package_version()}",
+    }
+    limits = {
+        "GS1-EPCIS-Capture-Limit": str(settings.capture_event_limit),
+        "GS1-EPCIS-Capture-File-Size-Limit": str(settings.capture_file_size_limit),
+    }
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        for name, value in versions.items():
+            headers.setdefault(name, value)
+        if request.path.startswith("/capture") or request.path == "/events":
+            headers.update(limits)
+
+    return add
 
 
 def _needs_verification(route: web.RouteDef) -> web.RouteDef:
@@ -261,7 +273,7 @@ def create_app(
     app.cleanup_ctx.append(export_store_context())
     app.cleanup_ctx.append(_scheduler_context)
     app.cleanup_ctx.append(_captures_context)
-    app.on_response_prepare.append(_gs1_headers)
+    app.on_response_prepare.append(_gs1_headers(settings))
     setup_routes(app)
     app.add_routes(_no_head(traceability_routes()))
     app.add_routes(_no_head(ledger_routes()))
