@@ -59,8 +59,11 @@ class VerificationLog(Protocol):
         ...
 
 
+_FIELDS = tuple(f.name for f in fields(VerificationLogEntry))
+
+
 def entry_to_dict(entry: VerificationLogEntry) -> dict[str, Any]:
-    data = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    data = {name: getattr(entry, name) for name in _FIELDS}
     data["direction"] = entry.direction.value
     data["time"] = entry.time.isoformat()
     for name in ("failure_reason", "additional_info"):

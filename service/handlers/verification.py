@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -154,8 +155,14 @@ def _check_requestor(principal: Principal, req_gln: str | None) -> None:
         return
     if principal.role is not Role.PARTNER:
         raise ForbiddenRequestError("only trading partners and operators may verify")
-    if req_gln is not None and party_keys(req_gln).isdisjoint(principal.identifiers):
+    if req_gln is not None and _party_keys(req_gln).isdisjoint(principal.identifiers):
         raise ForbiddenRequestError(f"reqGLN {req_gln} is not one of your identifiers")
+
+
+@lru_cache(maxsize=1024)
+def _party_keys(identifier: str) -> frozenset[str]:
+    # party_keys builds and parses two Digital Links per GLN; partners send the same few.
+    return frozenset(party_keys(identifier))
 
 
 def _tail(request: web.Request) -> str:
@@ -203,10 +210,11 @@ async def verify(request: web.Request) -> web.Response:
             _inbound(request, principal, parsed, None, error.status, started, extras, str(error))
         )
         raise
+    answer = response.to_json()
     await services.log.append(
-        _inbound(request, principal, parsed, response, 200, started, extras, None)
+        _inbound(request, principal, parsed, response, 200, started, extras, None, answer)
     )
-    return web.json_response(response.to_json(), headers=_NO_CACHE)
+    return web.json_response(answer, headers=_NO_CACHE)
 
 
 def _extras(parsed: VerificationRequest) -> dict[str, str]:
@@ -233,8 +241,11 @@ def _inbound(
     started: float,
     extras: dict[str, str],
     error: str | None,
+    answer: dict[str, Any] | None = None,
 ) -> VerificationLogEntry:
     data = response.data if response is not None else None
+    if answer is None and response is not None:
+        answer = response.to_json()
     return VerificationLogEntry(
         entry_id=uuid.uuid4().hex,
         direction=Direction.INBOUND,
@@ -253,7 +264,7 @@ def _inbound(
         failure_reason=data.verification_failure_reason if data else None,
         additional_info=data.additional_info if data else None,
         latency_ms=(time.perf_counter() - started) * 1000,
-        answer=response.to_json() if response else None,
+        answer=answer,
         error=error,
         extras=extras,
     )
