@@ -463,14 +463,51 @@ class SerialStateProjection:
         await loader.load(epcs)
         states: list[SerialState] = []
         findings: list[Finding] = []
+        # Serials that travel together (the items of one case) have the same events and
+        # containers: their fold is computed once and the others take its result.
+        shared: dict[tuple[object, ...], SerialState] = {}
         for epc in epcs:
             parent, top = loader.containers_now(epc)
+            key = loader.signature(epc, parent, top)
+            twin = shared.get(key) if key is not None else None
+            if twin is not None:
+                states.append(_with_identity(twin, epc))
+                continue
             entries = timeline(epc, loader.facts_of, loader.intervals_of)
             state, problems = compute_state(epc, entries, parent, top)
             states.append(state)
             findings.extend(problems)
+            # Findings name their serial: a fold that found anything is not shared.
+            if key is not None and not problems:
+                shared[key] = state
         await self._store.put_states(states)
         return states, findings
+
+
+def _with_identity(state: SerialState, epc: str) -> SerialState:
+    """``state`` as the state of ``epc``: what the fold gives for a serial with the same events."""
+    return SerialState(
+        epc=epc,
+        kind=_kind_of(epc),
+        gtin=gtin_of(epc),
+        lot=state.lot,
+        expiry=state.expiry,
+        commissioned_at=state.commissioned_at,
+        commissioner=state.commissioner,
+        commissioning_event=state.commissioning_event,
+        parent=state.parent,
+        top_container=state.top_container,
+        owner=state.owner,
+        custodian=state.custodian,
+        location=state.location,
+        destination=state.destination,
+        lifecycle=state.lifecycle,
+        recalled_in_data=state.recalled_in_data,
+        status=state.status,
+        last_event=state.last_event,
+        last_event_time=state.last_event_time,
+        last_shipment=state.last_shipment,
+    )
 
 
 class _Loader:
@@ -509,6 +546,26 @@ class _Loader:
 
     def facts_of(self, epc: str) -> Sequence[EventFacts]:
         return self._facts.get(epc, ())
+
+    def signature(self, epc: str, parent: str | None, top: str | None) -> tuple[object, ...] | None:
+        """What the fold of ``epc`` depends on besides ``epc`` itself: its events (and whether
+        each lists it among its EPCs, which decides commissioning), its intervals and current
+        containers; None when ``epc`` is among its own ancestors (bad data: not shared)."""
+        intervals = tuple(self._intervals.get(epc, ()))
+        if intervals and epc in self._ancestors(intervals):
+            return None
+        own = tuple((f.hash_id, epc in f.epcs) for f in self._facts.get(epc, ()))
+        return (own, tuple((i.parent, i.start, i.end) for i in intervals), parent, top)
+
+    def _ancestors(self, intervals: Iterable[Interval]) -> set[str]:
+        found: set[str] = set()
+        frontier = [i.parent for i in intervals]
+        while frontier:
+            parent = frontier.pop()
+            if parent not in found:
+                found.add(parent)
+                frontier.extend(i.parent for i in self._intervals.get(parent, ()))
+        return found
 
     def intervals_of(self, epc: str) -> Sequence[Interval]:
         return self._intervals.get(epc, ())

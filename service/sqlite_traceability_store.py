@@ -18,6 +18,7 @@ from service.traceability_store import (
     ExceptionFilter,
     FactsCache,
     RecallRecord,
+    StateEncoder,
     VerificationView,
     exception_from_dict,
     exception_to_dict,
@@ -28,7 +29,6 @@ from service.traceability_store import (
     resolution_from_dict,
     resolution_to_dict,
     state_from_dict,
-    state_to_dict,
 )
 
 __all__ = ["SQLiteTraceabilityStore"]
@@ -159,6 +159,8 @@ class SQLiteTraceabilityStore:
     async def replace_intervals(
         self, children: Collection[str], intervals: Sequence[Interval]
     ) -> None:
+        iso = memo_iso()
+
         def work(db: sqlite3.Connection) -> None:
             for batch in _batches(children):
                 db.execute(
@@ -169,18 +171,18 @@ class SQLiteTraceabilityStore:
                 "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
                 "end_hash) VALUES (:child, :parent, :start_time, :start_hash, :end_time, "
                 ":end_hash)",
-                [interval_to_row(i) for i in intervals],
+                [interval_to_row(i, iso) for i in intervals],
             )
 
         await self._run(work)
 
     async def put_states(self, states: Sequence[SerialState]) -> None:
-        iso = memo_iso()
+        encoder = StateEncoder()
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
                 "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
-                [(s.epc, s.gtin, s.lot, json.dumps(state_to_dict(s, iso))) for s in states],
+                [(s.epc, s.gtin, s.lot, encoder.encode(s)) for s in states],
             )
 
         await self._run(work)

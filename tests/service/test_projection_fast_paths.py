@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -27,9 +28,21 @@ from service.containment import (
     intervals_for_child,
     timeline,
 )
-from service.serial_state import SerialState, SerialStateProjection, compute_state, gtin_of
+from service.serial_state import (
+    SerialState,
+    SerialStateProjection,
+    Status,
+    compute_state,
+    gtin_of,
+)
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
-from service.traceability_store import FactsCache, memo_iso, state_to_dict
+from service.traceability_store import (
+    FactsCache,
+    StateEncoder,
+    memo_iso,
+    state_from_dict,
+    state_to_dict,
+)
 from tests.service import serial_state_reference as reference
 from tests.service.dscsa_scenario import CASES, ITEMS, PALLET, facts, scenario_events
 
@@ -371,3 +384,28 @@ _tree = st.recursive(
 @given(st.lists(_tree, max_size=4))
 def test_ilmd_walk_finds_what_the_recursive_walk_found(ilmd: list[XmlElement]) -> None:
     assert _lot_and_expiry(ilmd) == _recursive_lot_and_expiry(ilmd)
+
+
+def test_state_encoder_gives_the_text_of_json_dumps_for_runs_of_twins() -> None:
+    states, _ = _recompute_all(facts(scenario_events()))
+    plus_two = timezone(timedelta(hours=2))
+    base = SerialState(epc="x", kind="sgtin", gtin="g", lot="L1", commissioned_at=T0)
+    twins = [
+        replace(base, epc=epc)
+        for epc in ("urn:epc:id:sgtin:1.2.a", 'quote"d', "caf\u00e9", "urn:epc:id:sgtin:1.2.b")
+    ]
+    other_offset = replace(base, epc="y", commissioned_at=T0.astimezone(plus_two))
+    encoder = StateEncoder()
+    for state in [*states.values(), *twins, other_offset, *twins]:
+        text = encoder.encode(state)
+        assert text == json.dumps(_generic(state))
+        assert state_from_dict(json.loads(text)) == state
+
+
+def test_state_decoding_fills_defaults_for_records_without_every_field() -> None:
+    stored = {"epc": "e", "kind": "sgtin", "lifecycle": "received", "status": "received"}
+    assert state_from_dict(stored) == SerialState(
+        epc="e", kind="sgtin", lifecycle=Status.RECEIVED, status=Status.RECEIVED
+    )
+    full = _generic(SerialState(epc="e", kind="sgtin", expiry=date(2027, 1, 1)))
+    assert state_from_dict({"_id": "e", **full}).expiry == date(2027, 1, 1)
