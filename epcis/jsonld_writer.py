@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, BinaryIO, Literal
 
 from epcis.jsonld_context import GS1_CONTEXT_URL, GS1_PREFIXES, GS1_TERMS, context_entry
@@ -35,12 +36,23 @@ from epcis.model import (
     XmlElement,
 )
 
-__all__ = ["EpcFormat", "event_to_jsonld", "head_to_jsonld", "write_jsonld"]
+__all__ = ["EpcFormat", "event_to_jsonld", "head_to_jsonld", "json_time", "write_jsonld"]
 
 EpcFormat = Literal["as-is", "urn", "digital-link"]
 
 
 # --- prefixes --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _base_tables(namespaces: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], set[str]]:
+    """The starting tables of :class:`_Prefixes`; callers copy them before changing them."""
+    by_namespace: dict[str, str] = {}
+    for prefix, namespace in {**dict(namespaces), **GS1_PREFIXES}.items():
+        by_namespace.setdefault(namespace, prefix)
+    for prefix, namespace in GS1_PREFIXES.items():
+        by_namespace[namespace] = prefix
+    return by_namespace, set(GS1_TERMS) | {prefix for prefix, _ in namespaces}
 
 
 class _Prefixes:
@@ -49,12 +61,10 @@ class _Prefixes:
     __slots__ = ("added", "by_namespace", "taken")
 
     def __init__(self, namespaces: Mapping[str, str]) -> None:
-        self.by_namespace: dict[str, str] = {}
-        for prefix, namespace in {**namespaces, **GS1_PREFIXES}.items():
-            self.by_namespace.setdefault(namespace, prefix)
-        for prefix, namespace in GS1_PREFIXES.items():
-            self.by_namespace[namespace] = prefix
-        self.taken = set(GS1_TERMS) | set(namespaces)
+        # Most events use no namespace beyond the GS1 ones, so the tables start as shared,
+        # memoised read-only ones and are copied only when a prefix has to be generated.
+        key = tuple(namespaces.items())
+        self.by_namespace, self.taken = _base_tables(key)
         self.added: dict[str, str] = {}
 
     def qname(self, namespace: str | None, name: str) -> str:
@@ -66,6 +76,8 @@ class _Prefixes:
             while f"ns{number}" in self.taken:
                 number += 1
             prefix = f"ns{number}"
+            if not self.added:
+                self.by_namespace, self.taken = dict(self.by_namespace), set(self.taken)
             self.taken.add(prefix)
             self.by_namespace[namespace] = prefix
             self.added[prefix] = namespace
@@ -90,10 +102,14 @@ def document_namespaces(namespaces: Mapping[str, str]) -> dict[str, str]:
 # --- values ----------------------------------------------------------------------------
 
 
-def _time(value: datetime) -> str:
+def json_time(value: datetime) -> str:
+    """A timestamp as EPCIS JSON-LD writes it: UTC as ``Z``, milliseconds unless finer."""
     spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
     text = value.isoformat(timespec=spec)
     return text[:-6] + "Z" if value.utcoffset() == UTC.utcoffset(None) else text
+
+
+_time = json_time
 
 
 def _number(value: Decimal) -> int | float:
@@ -289,12 +305,19 @@ def _epc_converter(epc_format: EpcFormat) -> Callable[[str], str]:
 
 
 def event_to_jsonld(
-    event: Event, namespaces: Mapping[str, str], *, epc_format: EpcFormat = "as-is"
+    event: Event,
+    namespaces: Mapping[str, str],
+    *,
+    epc_format: EpcFormat = "as-is",
+    event_id: str | None = None,
+    record_time: str | datetime | None = None,
 ) -> dict[str, Any]:
     """One model event as an EPCIS 2.0 JSON object; the inverse of ``event_from_jsonld``.
 
     ``namespaces`` (prefix -> XML namespace) are the prefixes already declared around the
     event; any other namespace the event uses is declared in an ``@context`` of its own.
+    ``event_id`` and ``record_time`` (a datetime or its JSON text) stand in for the event's
+    own fields: capture sets both without copying the frozen model.
     """
     prefixes = _Prefixes(namespaces)
     epc = _epc_converter(epc_format)
@@ -303,10 +326,14 @@ def event_to_jsonld(
         "eventTime": _time(event.event_time),
         "eventTimeZoneOffset": event.event_time_zone_offset,
     }
-    if event.record_time is not None:
-        out["recordTime"] = _time(event.record_time)
-    if event.event_id is not None:
-        out["eventID"] = event.event_id
+    if record_time is None:
+        record_time = event.record_time
+    if record_time is not None:
+        out["recordTime"] = record_time if isinstance(record_time, str) else _time(record_time)
+    if event_id is None:
+        event_id = event.event_id
+    if event_id is not None:
+        out["eventID"] = event_id
     if event.error_declaration is not None:
         out["errorDeclaration"] = _error_declaration(event.error_declaration, prefixes)
     if event.certification_info:

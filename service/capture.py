@@ -25,7 +25,7 @@ from typing import Any
 
 from epcis.errors import DocumentTooLargeError, EPCISError, Problem, SchemaViolationError
 from epcis.event_hash import event_hash, ignored_fields
-from epcis.jsonld_writer import event_to_jsonld
+from epcis.jsonld_writer import event_to_jsonld, json_time
 from epcis.model import DocumentFormat, DocumentHead, Event
 from epcis.reading import ReadLimits, detect_format, iter_document
 from epcis.validation import validate_xml
@@ -193,24 +193,38 @@ async def dscsa_precheck(
         await precheck_facts(policy.traceability, head.header, facts, policy.checks)
 
 
+# One encoder for every body: json.dumps would build a new one per call for these options.
+_encode_body = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event_record(
-    event: Event, ignore: frozenset[str], record_time: datetime, document_id: str | None
+    event: Event,
+    ignore: frozenset[str],
+    record_time: datetime,
+    document_id: str | None,
+    *,
+    record_time_text: str | None = None,
 ) -> EventRecord:
-    """The stored form of one event: hash ID, eventID (given, else the hash), JSON-LD body."""
+    """The stored form of one event: hash ID, eventID (given, else the hash), JSON-LD body.
+
+    eventID and recordTime go straight into the JSON-LD object instead of into a copy of the
+    frozen model (``model_copy`` cost more than the rest of the body); the hash and the index
+    read neither field. ``record_time_text`` is ``json_time(record_time)``, done once a batch.
+    """
     hash_id = event_hash(event, ignore=ignore)
-    stored = event.model_copy(
-        update={"event_id": event.event_id or hash_id, "record_time": record_time}
+    event_id = event.event_id or hash_id
+    body = event_to_jsonld(
+        event, {}, event_id=event_id, record_time=record_time_text or json_time(record_time)
     )
-    body = json.dumps(event_to_jsonld(stored, {}), ensure_ascii=False, separators=(",", ":"))
     return EventRecord(
         hash_id=hash_id,
-        event_id=stored.event_id or hash_id,
+        event_id=event_id,
         event_type=event.type,
         event_time=event.event_time.astimezone(UTC),
         record_time=record_time,
         document_id=document_id,
-        body=body.encode(),
-        index=index_event(stored),
+        body=_encode_body(body).encode(),
+        index=index_event(event),
     )
 
 
@@ -330,12 +344,15 @@ def _fill(
     """The next batch of records; a reader error ends the document as the batch's last problem."""
     batch = _Batch()
     record_time = datetime.now(UTC)
+    record_time_text = json_time(record_time)
     try:
         for event in items:
             assert not isinstance(event, DocumentHead)
             position += 1
             try:
-                record = event_record(event, ignore, record_time, document_id)
+                record = event_record(
+                    event, ignore, record_time, document_id, record_time_text=record_time_text
+                )
                 if hooks is not None:
                     batch.summaries.append(hooks.summarize(record.hash_id, event, record))
                 batch.records.append(record)
