@@ -3,7 +3,8 @@
 A SQLite traceability store is filled with commissioned serials (1,000,000; 20,000 with
 ``--quick``) through its own schema and record codec, and cached in ``bench/out/``. Two
 servers run in child processes on 127.0.0.1, one after the other: the real app
-(``create_app`` + ``verification_routes`` + ``verification_context``, a partner bearer token)
+(``create_app`` with a GLN, which wires ``verification_routes`` and ``verification_context``;
+a partner bearer token)
 and a bare aiohttp app whose one handler answers a body of the same shape. This process
 drives both with an aiohttp client at 32 concurrent connections for a bounded number of
 requests and seconds, alternating rounds so background load hits both alike. The requests
@@ -282,8 +283,9 @@ def _free_port() -> int:
         return port
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def _cpu_seconds(pid: int, thread: int | None = None) -> float:
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rpartition(")")[2].split()
     # utime and stime are the 14th and 15th fields of the whole line (11th/12th after ")").
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -311,6 +313,10 @@ class Server:
 
     def cpu_seconds(self) -> float:
         return _cpu_seconds(self.process.pid)
+
+    def main_thread_cpu_seconds(self) -> float:
+        """The event loop's thread (its id is the process id); the rest is worker threads."""
+        return _cpu_seconds(self.process.pid, self.process.pid)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -352,11 +358,11 @@ def _responder_app(store_path: Path, data_dir: Path) -> web.Application:
 
     from service.app import create_app
     from service.handlers.traceability import TRACEABILITY
-    from service.handlers.verification import verification_context, verification_routes
     from service.settings import Settings
     from service.sqlite_traceability_store import SQLiteTraceabilityStore
-    from service.verification_responder import VerificationSettings
 
+    # With a GLN configured, create_app itself wires the /vrs routes and the verification
+    # context (log, lookup directory, requestor); only the traceability store is swapped.
     settings = Settings(
         store=SecretStr(f"sqlite:///{data_dir}/events.sqlite3"),
         data_dir=data_dir,
@@ -376,11 +382,7 @@ def _responder_app(store_path: Path, data_dir: Path) -> web.Application:
             await store.close()
 
     app = create_app(settings)
-    app.add_routes(verification_routes())
     app.cleanup_ctx.append(traceability)
-    app.cleanup_ctx.append(
-        verification_context(VerificationSettings(lookup_directory=data_dir / "lookup.json"))
-    )
     return app
 
 
@@ -415,6 +417,7 @@ class LoadResult:
     errors: int = 0
     client_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
+    server_loop_cpu_s: float = 0.0
 
     @property
     def count(self) -> int:
@@ -438,6 +441,7 @@ async def drive(
         start = time.perf_counter()
         deadline = start + max_seconds
         cpu_client, cpu_server = time.process_time(), server.cpu_seconds()
+        cpu_loop = server.main_thread_cpu_seconds()
 
         async def worker() -> None:
             for url in pending:
@@ -459,6 +463,7 @@ async def drive(
         result.seconds = time.perf_counter() - start
         result.client_cpu_s = time.process_time() - cpu_client
         result.server_cpu_s = server.cpu_seconds() - cpu_server
+        result.server_loop_cpu_s = server.main_thread_cpu_seconds() - cpu_loop
     return result
 
 
@@ -566,6 +571,9 @@ def _summary(results: dict[str, list[LoadResult]]) -> dict[str, Any]:
             "errors": sum(r.errors for r in runs),
             **percentiles(latencies),
             "server_cpu_ms_per_request": round(1000 * sum(r.server_cpu_s for r in runs) / count, 3),
+            "server_loop_thread_cpu_ms_per_request": round(
+                1000 * sum(r.server_loop_cpu_s for r in runs) / count, 3
+            ),
             "client_cpu_ms_per_request": round(1000 * sum(r.client_cpu_s for r in runs) / count, 3),
         }
     bare, responder = summary["bare"], summary["responder"]
