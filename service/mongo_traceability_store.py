@@ -16,9 +16,11 @@ from service.serial_state import SerialState
 from service.traceability_store import (
     ExceptionFilter,
     RecallRecord,
+    TraceView,
     VerificationView,
     exception_from_dict,
     exception_to_dict,
+    gather_trace_view,
     interval_from_row,
     interval_to_row,
     memo_iso,
@@ -253,6 +255,11 @@ class MongoTraceabilityStore:
             recalled = await self._db.trace_recalls.find_one(selector, {"_id": 1}) is not None
         holds = frozenset((await self.holds_for([epc])).get(epc, ()))
         return VerificationView(state=state, recalled=recalled, holds=holds)
+
+    # --- trace ---------------------------------------------------------------------
+
+    async def trace_view(self, epc: str) -> TraceView:
+        return await gather_trace_view(self, epc)
 
     # --- master data -----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ their DSCSA transaction information, and its current state."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -12,8 +12,7 @@ from typing import Any
 from epcis.errors import EPCISError, InvalidIdentifierError
 from service.containment import EventFacts, TimelineEntry
 from service.master_data import PartyRecord, ProductRecord
-from service.recalls import effective_statuses
-from service.serial_state import SerialState, load_timeline
+from service.serial_state import SerialState, effective_status
 from service.traceability_store import TraceabilityStore
 
 __all__ = [
@@ -135,22 +134,19 @@ def _jsonable(value: Any) -> Any:
 
 async def trace(store: TraceabilityStore, identifier: str) -> Trace:
     epc = resolve_identifier(identifier)
-    entries, _, _ = await load_timeline(store, epc)
-    states = await store.get_states([epc])
-    if epc not in states or not entries:
+    view = await store.trace_view(epc)
+    state, entries = view.state, view.entries
+    if state is None or not entries:
         raise UnknownIdentifierError(f"no event names {epc}")
-    state = states[epc]
-    status = (await effective_statuses(store, [state]))[epc]
+    status = effective_status(state, view.recalled, view.holds)
     shipments = [e for e in entries if e.facts.biz_step == "shipping"]
-    parties = await store.get_parties(_party_ids(shipments))
-    products = await store.get_products([state.gtin] if state.gtin else [])
-    product = products.get(state.gtin) if state.gtin else None
+    product = view.products.get(state.gtin) if state.gtin else None
     return Trace(
         identifier=epc,
         status=status.value,
         state=state,
         events=tuple(_event(e) for e in entries),
-        ownership_changes=tuple(_change(e, state, product, parties) for e in shipments),
+        ownership_changes=tuple(_change(e, state, product, view.parties) for e in shipments),
     )
 
 
@@ -169,10 +165,6 @@ def _event(entry: TimelineEntry) -> TraceEvent:
         entry.inferred,
         entry.via,
     )
-
-
-def _party_ids(entries: Sequence[TimelineEntry]) -> set[str]:
-    return {value for e in entries for _, value in (*e.facts.sources, *e.facts.destinations)}
 
 
 def _party(party_id: str | None, parties: dict[str, PartyRecord]) -> Party | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from service.containment import EventFacts, Interval
+from service.containment import EventFacts, Interval, TimelineEntry
 from service.exception_records import (
     ExceptionRecord,
     ExceptionStatus,
@@ -19,7 +19,7 @@ from service.exception_records import (
     Resolution,
 )
 from service.master_data import PartyRecord, ProductRecord
-from service.serial_state import ProjectionStore, SerialState, Status
+from service.serial_state import ProjectionStore, SerialState, Status, load_timeline
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -29,10 +29,12 @@ __all__ = [
     "FactsCache",
     "RecallRecord",
     "StateEncoder",
+    "TraceView",
     "TraceabilityStore",
     "VerificationView",
     "exception_from_dict",
     "exception_to_dict",
+    "gather_trace_view",
     "interval_from_row",
     "interval_to_row",
     "memo_iso",
@@ -41,6 +43,7 @@ __all__ = [
     "recall_to_dict",
     "resolution_from_dict",
     "resolution_to_dict",
+    "shipment_party_ids",
     "state_from_dict",
     "state_to_dict",
 ]
@@ -108,6 +111,29 @@ class VerificationView:
     holds: frozenset[Hold]
 
 
+@dataclass(frozen=True, slots=True)
+class TraceView:
+    """What a trace of one identifier reads: its timeline, state, recall and holds, and the
+    master data of the parties its shipments name and of its product."""
+
+    entries: tuple[TimelineEntry, ...]
+    state: SerialState | None
+    recalled: bool  # a stored recall covers it: what ``recalled([state])`` says
+    holds: frozenset[Hold]
+    parties: dict[str, PartyRecord]
+    products: dict[str, ProductRecord]
+
+
+def shipment_party_ids(entries: Sequence[TimelineEntry]) -> set[str]:
+    """Every party or location that the shipping events among ``entries`` name."""
+    return {
+        value
+        for e in entries
+        if e.facts.biz_step == "shipping"
+        for _, value in (*e.facts.sources, *e.facts.destinations)
+    }
+
+
 class TraceabilityStore(ProjectionStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -135,10 +161,26 @@ class TraceabilityStore(ProjectionStore, Protocol):
         ``holds`` what ``holds_for([epc])`` gives for it."""
         ...
 
+    async def trace_view(self, epc: str) -> TraceView:
+        """Everything a trace of ``epc`` reads, in as few round trips as the store allows."""
+        ...
+
     async def put_products(self, products: Sequence[ProductRecord]) -> None: ...
     async def put_parties(self, parties: Sequence[PartyRecord]) -> None: ...
     async def get_products(self, gtins: Collection[str]) -> dict[str, ProductRecord]: ...
     async def get_parties(self, party_ids: Collection[str]) -> dict[str, PartyRecord]: ...
+
+
+async def gather_trace_view(store: TraceabilityStore, epc: str) -> TraceView:
+    """:class:`TraceView` from the store's single-purpose calls (adapters without a faster way)."""
+    entries, _, _ = await load_timeline(store, epc)
+    state = (await store.get_states([epc])).get(epc)
+    recalled = bool(await store.recalled([state])) if state is not None else False
+    holds = frozenset((await store.holds_for([epc])).get(epc, ()))
+    parties = await store.get_parties(shipment_party_ids(entries))
+    gtin = state.gtin if state is not None else None
+    products = await store.get_products([gtin] if gtin else [])
+    return TraceView(tuple(entries), state, recalled, holds, parties, products)
 
 
 def _iso(value: datetime | date | None) -> str | None:

@@ -32,8 +32,17 @@ from service.traceability_store import (
     RecallRecord,
     TraceabilityStore,
     VerificationView,
+    gather_trace_view,
 )
-from tests.service.dscsa_scenario import CASES, ITEM_GTIN, ITEMS, PALLET, facts, scenario_events
+from tests.service.dscsa_scenario import (
+    CASES,
+    ITEM_GTIN,
+    ITEMS,
+    PALLET,
+    WHOLESALER,
+    facts,
+    scenario_events,
+)
 
 NOW = datetime(2026, 3, 3, tzinfo=UTC)
 BACKENDS = ["sqlite", "mongomock"] + (
@@ -188,3 +197,21 @@ async def test_verification_view_counts_a_recall_in_the_data(store: Traceability
     state = SerialState(epc=ITEMS[3], kind="sgtin", gtin=ITEM_GTIN, lot="L9", recalled_in_data=True)
     await store.put_states([state])
     assert await store.verification_view(ITEMS[3]) == VerificationView(state, True, frozenset())
+
+
+async def test_trace_view_equals_the_single_purpose_calls(store: TraceabilityStore) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    await store.put_products([ProductRecord(gtin=ITEM_GTIN, class_id="c", name="Drug")])
+    await store.put_parties([PartyRecord(party_id=WHOLESALER, name="Wholesaler")])
+    await store.add_exceptions([_exception("k1", ExceptionType.NOT_IN_CONTAINER, (ITEMS[0],))])
+    await store.add_recall(RecallRecord("r1", NOW, "ops", gtin=ITEM_GTIN, lot="L1"))
+    for epc in (*ITEMS, *CASES, PALLET, "urn:epc:id:sgtin:030001.0012345.999"):
+        view = await store.trace_view(epc)
+        assert view == await gather_trace_view(store, epc)
+    item = await store.trace_view(ITEMS[0])
+    assert item.recalled
+    assert item.holds == {Hold.QUARANTINED}
+    assert item.products[ITEM_GTIN].name == "Drug"
+    assert item.parties[WHOLESALER].name == "Wholesaler"
+    assert (CASES[0], PALLET) in {e.via for e in item.entries}
+    assert (await store.trace_view(CASES[0])).products == {}
