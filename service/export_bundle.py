@@ -17,6 +17,7 @@ so, and their integrity rests on the manifest signature and file hashes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -24,7 +25,7 @@ import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,6 @@ from lxml import etree
 
 from epcis.errors import InvalidIdentifierError
 from epcis.identifiers import epc_match_key
-from epcis.jsonld_reader import event_from_jsonld
 from epcis.jsonld_writer import head_to_jsonld
 from epcis.model import (
     DocumentFormat,
@@ -46,7 +46,6 @@ from epcis.model import (
     DocumentIdentification,
     DSCSATransactionStatement,
     EPCISHeader,
-    Event,
     GS1USHealthcareHeader,
     Partner,
     StandardBusinessDocumentHeader,
@@ -56,12 +55,12 @@ from epcis.model import (
     XmlElement,
 )
 from epcis.query import EpcFilter, EventQuery
-from epcis.xml_writer import write_xml
 from service.checkpoints import Checkpoint
 from service.containment import EventFacts
 from service.export_report import ReportData, write_report
 from service.export_scope import ScopeContents, resolve_scope
 from service.export_verification import signature_file_bytes
+from service.export_xml import write_epcis_xml_async
 from service.exports import ExportRequest, request_to_dict, scope_to_dict
 from service.keys import KeyRing
 from service.ledger import Ledger, LedgerEntry, LedgerError
@@ -101,6 +100,7 @@ _NAMESPACES = {
 # Up to this many records, proofs come one by one from the ledger; above, one pass over it.
 _PROOFS_ONE_BY_ONE = 1000
 _FETCH_CONCURRENCY = 8
+_LEAF_BATCH = 10_000
 _KEYS_PER_QUERY = 400
 
 CSV_COLUMNS = (
@@ -171,37 +171,52 @@ async def build_bundle(
     missing_events = sorted(set(contents.facts) - records.keys())
     ordered = sorted(records.values(), key=lambda r: (r.event_time, r.hash_id))
     products, parties = await _master_data(sources.trace, contents, ordered)
-    report = await _report_data(request, sources, contents, generated, products, parties)
-    documents = sorted({r.document_id for r in ordered if r.document_id})
-    document_digests = await _document_digests(sources.events, documents)
-    wanted = [("event", r.hash_id) for r in ordered] + [
-        ("document", d) for d in documents if d in document_digests
-    ]
-    ledger_section = await _ledger_section(sources.ledger, sources.keyring, wanted)
-    _note_mismatches(ledger_section, ordered, document_digests)
-    key_id = sources.keyring.active().key_id
-    public_pem = sources.keyring.public_pem(key_id)
+    head = _head(request, sources.sender_gln, generated, products, parties)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        files = await asyncio.to_thread(
-            _write_files,
-            work,
-            request,
-            sources.sender_gln,
-            generated,
-            ordered,
-            contents,
-            products,
-            parties,
-            report,
-            public_pem,
-            xml_signing_limit,
+        # epcis.xml, the longest step, is written (in another process when large) while the
+        # ledger proofs and the other files are made here.
+        xml_task = asyncio.create_task(_write_epcis_xml(work, head, ordered))
+        try:
+            report = await _report_data(request, sources, contents, generated, products, parties)
+            documents = sorted({r.document_id for r in ordered if r.document_id})
+            document_digests = await _document_digests(sources.events, documents)
+            wanted = [("event", r.hash_id) for r in ordered] + [
+                ("document", d) for d in documents if d in document_digests
+            ]
+            ledger_section = await _ledger_section(sources.ledger, sources.keyring, wanted)
+            _note_mismatches(ledger_section, ordered, document_digests)
+            key_id = sources.keyring.active().key_id
+            public_pem = sources.keyring.public_pem(key_id)
+            transactions = await asyncio.to_thread(
+                _write_other_files,
+                work,
+                head,
+                ordered,
+                contents,
+                products,
+                parties,
+                report,
+                public_pem,
+            )
+            await xml_task
+        finally:
+            if not xml_task.done():
+                xml_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await xml_task
+        xml_signature = await asyncio.to_thread(
+            _sign_xml_file, work / "epcis.xml", request, generated, xml_signing_limit
         )
+        files = {
+            "files": await asyncio.to_thread(_file_entries, work),
+            "xml_signature": xml_signature,
+        }
         counts = {
             "identifiers": len(contents.targets),
             "events": len(ordered),
             "documents": len(documents),
-            "transactions": files.pop("_transactions"),
+            "transactions": transactions,
             "events_missing_from_store": len(missing_events),
         }
         manifest = _manifest(
@@ -401,13 +416,18 @@ async def _proofs_in_one_pass(
     looking = set(wanted)
     found: dict[tuple[str, str], LedgerEntry] = {}
     tree = MerkleTree()
+    hashes: list[bytes] = []  # added to the tree in batches: one pass per level, not per leaf
     async for entry in ledger.store.iter_entries():
         if entry.index >= checkpoint.size:
             break
-        tree.append_leaf_hash(entry.leaf_hash)
+        hashes.append(entry.leaf_hash)
+        if len(hashes) >= _LEAF_BATCH:
+            tree.extend_leaf_hashes(hashes)
+            hashes = []
         key = (entry.kind, entry.record_id)
         if key in looking and key not in found:
             found[key] = entry
+    tree.extend_leaf_hashes(hashes)
     if tree.size != checkpoint.size or tree.root().hex() != checkpoint.root:
         raise LedgerError(
             "the stored ledger does not give the checkpoint's root; run 'dscsa ledger verify'"
@@ -434,34 +454,34 @@ def _note_mismatches(
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _write_files(
+async def _write_epcis_xml(work: Path, head: DocumentHead, records: Sequence[EventRecord]) -> None:
+    signing_head = head.model_copy(update={"header": _with_placeholder(head.header)}, deep=False)
+    await write_epcis_xml_async(work / "epcis.xml", signing_head, [r.body for r in records])
+
+
+def _write_other_files(
     work: Path,
-    request: ExportRequest,
-    sender_gln: str | None,
-    generated: datetime,
+    head: DocumentHead,
     records: Sequence[EventRecord],
     contents: ScopeContents,
     products: dict[str, ProductRecord],
     parties: dict[str, PartyRecord],
     report: ReportData,
     public_pem: bytes,
-    xml_signing_limit: int,
-) -> dict[str, Any]:
-    head = _head(request, sender_gln, generated, products, parties)
+) -> int:
+    """Everything but epcis.xml; answers the number of transactions.csv rows."""
     with (work / "events.jsonld").open("wb") as stream:
         _write_jsonld(head, records, stream)
-    xml_path = work / "epcis.xml"
-    signing_head = head.model_copy(update={"header": _with_placeholder(head.header)}, deep=False)
-    with xml_path.open("wb") as stream:
-        write_xml(signing_head, _models(records), stream, version="1.2")
-    xml_signature = _sign_xml_file(xml_path, request, generated, xml_signing_limit)
     with (work / "transactions.csv").open("w", encoding="utf-8", newline="") as text:
         transactions = write_transactions_csv(text, contents, products, parties)
     with (work / "report.html").open("w", encoding="utf-8") as text:
         write_report(text, report)
     (work / "public-key.pem").write_bytes(public_pem)
-    files = {name: _file_entry(work / name) for name in _CONTENT_FILES}
-    return {"files": files, "xml_signature": xml_signature, "_transactions": transactions}
+    return transactions
+
+
+def _file_entries(work: Path) -> dict[str, Any]:
+    return {name: _file_entry(work / name) for name in _CONTENT_FILES}
 
 
 _CONTENT_FILES = (
@@ -479,11 +499,6 @@ def _file_entry(path: Path) -> dict[str, Any]:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
-
-
-def _models(records: Iterable[EventRecord]) -> Iterator[Event]:
-    for record in records:
-        yield event_from_jsonld(json.loads(record.body), {})
 
 
 def _write_jsonld(head: DocumentHead, records: Iterable[EventRecord], stream: BinaryIO) -> None:
