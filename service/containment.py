@@ -116,14 +116,30 @@ class EventFacts:
 
     @classmethod
     def from_json(cls, text: str) -> EventFacts:
+        # Field by field rather than cls(**data) after converting in place: decoding stored
+        # facts is most of what reading a trace costs.
         data = json.loads(text)
-        data["event_time"] = datetime.fromisoformat(data["event_time"])
-        data["expiry"] = date.fromisoformat(data["expiry"]) if data["expiry"] else None
-        for name in ("epcs", "child_epcs"):
-            data[name] = tuple(data[name])
-        for name in ("sources", "destinations", "biz_transactions"):
-            data[name] = tuple(tuple(pair) for pair in data[name])
-        return cls(**data)
+        expiry = data["expiry"]
+        return cls(
+            data["hash_id"],
+            data["event_id"],
+            data["event_type"],
+            datetime.fromisoformat(data["event_time"]),
+            data["action"],
+            data["biz_step"],
+            data["disposition"],
+            data["read_point"],
+            data["biz_location"],
+            tuple(data["epcs"]),
+            data["parent_id"],
+            tuple(data["child_epcs"]),
+            tuple((a, b) for a, b in data["sources"]),
+            tuple((a, b) for a, b in data["destinations"]),
+            tuple((a, b) for a, b in data["biz_transactions"]),
+            data["lot"],
+            date.fromisoformat(expiry) if expiry else None,
+            data.get("document_id"),
+        )
 
 
 def _lot_and_expiry(ilmd: Sequence[XmlElement]) -> tuple[str | None, date | None]:

@@ -299,7 +299,7 @@ class SQLiteTraceabilityStore:
             state = _states(db, [epc]).get(epc)
             if state is None:
                 return None
-            recalled = state.recalled_in_data or bool(_recalled(db, [state]))
+            recalled = state.recalled_in_data or _recalled_one(db, state)
             holds = frozenset(_holds(db, [epc]).get(epc, ()))
             return VerificationView(state=state, recalled=recalled, holds=holds)
 
@@ -348,37 +348,57 @@ class SQLiteTraceabilityStore:
 
 
 def _facts_for(
-    db: sqlite3.Connection, cache: FactsCache, epcs: Collection[str]
+    db: sqlite3.Connection, cache: FactsCache, epcs: Collection[str], *, joined: bool = False
 ) -> dict[str, list[EventFacts]]:
-    """Facts by identifier; bodies are read and decoded only for facts not in ``cache``."""
-    pairs: list[tuple[str, str]] = []
+    """Facts by identifier; bodies are decoded only for facts not in ``cache``.
+
+    ``joined`` reads the bodies with the index rows in one statement (a trace: few rows,
+    mostly not cached); otherwise bodies are read in a second statement for the misses only
+    (the projection: many rows, mostly cached).
+    """
+    rows: list[tuple[str, str, str | None]] = []
+    select = (
+        "SELECT e.epc, e.hash_id, f.body FROM trace_fact_epcs e "
+        "JOIN trace_facts f ON f.hash_id = e.hash_id"
+        if joined
+        else "SELECT epc, hash_id, NULL FROM trace_fact_epcs"
+    )
     for batch in _batches(epcs):
-        rows = db.execute(
-            _select_in("SELECT epc, hash_id FROM trace_fact_epcs", "epc", len(batch)), batch
+        rows.extend(
+            db.execute(_select_in(select, "epc" if not joined else "e.epc", len(batch)), batch)
         )
-        pairs.extend(rows)
     # Hits are taken first: decoding misses puts them in the cache, which may evict a hit.
     known: dict[str, EventFacts] = {}
-    missing: set[str] = set()
-    for _, hash_id in pairs:
+    bodies: dict[str, str | None] = {}
+    for _, hash_id, body in rows:
         hit = cache.get(hash_id)
         if hit is None:
-            missing.add(hash_id)
+            bodies[hash_id] = body
         else:
             known[hash_id] = hit
-    for batch in _batches(missing):
-        rows = db.execute(
-            _select_in("SELECT hash_id, body FROM trace_facts", "hash_id", len(batch)), batch
-        )
-        for hash_id, body in rows:
+    if not joined:
+        bodies.update(_fact_bodies(db, list(bodies)))
+    for hash_id, body in bodies.items():
+        if body is not None:
             known[hash_id] = decoded = EventFacts.from_json(body)
             cache.put(decoded)
     found: dict[str, list[EventFacts]] = defaultdict(list)
-    for epc, hash_id in pairs:
+    for epc, hash_id, _ in rows:
         item = known.get(hash_id)
-        if item is not None:  # as the inner join it replaces: an index row without facts
+        if item is not None:  # as an inner join: an index row without facts is skipped
             found[epc].append(item)
     return dict(found)
+
+
+def _fact_bodies(db: sqlite3.Connection, hash_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for batch in _batches(hash_ids):
+        found.update(
+            db.execute(
+                _select_in("SELECT hash_id, body FROM trace_facts", "hash_id", len(batch)), batch
+            )
+        )
+    return found
 
 
 def _states(db: sqlite3.Connection, epcs: Collection[str]) -> dict[str, SerialState]:
@@ -436,6 +456,16 @@ def _holds(db: sqlite3.Connection, epcs: Collection[str]) -> dict[str, set[Hold]
     return holds
 
 
+def _recalled_one(db: sqlite3.Connection, state: SerialState) -> bool:
+    """``_recalled(db, [state])`` in one statement, without reading every lot recall."""
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM trace_recalls WHERE lot IS NOT NULL AND gtin IS ? "
+        "AND lot = ?) OR EXISTS (SELECT 1 FROM trace_recall_serials WHERE epc = ?)",
+        (state.gtin, state.lot, state.epc),
+    ).fetchone()
+    return bool(row[0])
+
+
 def _recalled(db: sqlite3.Connection, states: Sequence[SerialState]) -> set[str]:
     lots = {
         (gtin, lot)
@@ -491,7 +521,7 @@ def _trace_view(db: sqlite3.Connection, cache: FactsCache, epc: str) -> TraceVie
     frontier = {epc}
     while frontier:
         found = _intervals(db, "child", frontier)
-        found_facts = _facts_for(db, cache, frontier)
+        found_facts = _facts_for(db, cache, frontier, joined=True)
         for name in frontier:
             intervals[name] = found.get(name, [])
             facts[name] = found_facts.get(name, [])
@@ -499,7 +529,7 @@ def _trace_view(db: sqlite3.Connection, cache: FactsCache, epc: str) -> TraceVie
         frontier = parents - intervals.keys()
     entries = timeline(epc, lambda e: facts.get(e, ()), lambda e: intervals.get(e, ()))
     state = _states(db, [epc]).get(epc)
-    recalled = bool(_recalled(db, [state])) if state is not None else False
+    recalled = _recalled_one(db, state) if state is not None else False
     holds = frozenset(_holds(db, [epc]).get(epc, ()))
     parties = _get(db, "master_parties", "party_id", shipment_party_ids(entries))
     gtin = state.gtin if state is not None else None

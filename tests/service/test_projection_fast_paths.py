@@ -409,3 +409,10 @@ def test_state_decoding_fills_defaults_for_records_without_every_field() -> None
     )
     full = _generic(SerialState(epc="e", kind="sgtin", expiry=date(2027, 1, 1)))
     assert state_from_dict({"_id": "e", **full}).expiry == date(2027, 1, 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(_history())
+def test_facts_come_back_from_their_stored_json_unchanged(history: list[EventFacts]) -> None:
+    for f in [*history, *facts(scenario_events())]:
+        assert EventFacts.from_json(f.to_json()) == f
