@@ -2,20 +2,20 @@
 
 Turning each stored JSON body back into a model event and rendering it as XML is the longest
 single step of a large export, and it needs nothing but the bodies and the document head. So
-for large exports it runs in a separate process (spawned, importing only ``epcis``) while the
-service process proves ledger inclusion and writes the other files; the bytes are the same
-either way, because both run :func:`write_epcis_xml`. Bodies reach the child through a
-length-prefixed spool file next to the output, so neither process holds them twice.
+for large exports it runs in a child interpreter (``python -m service.export_xml``, importing
+little beyond ``epcis``) while the service process proves ledger inclusion and writes the other
+files; the bytes are the same either way, because both run :func:`write_epcis_xml`. The bodies
+reach the child through a length-prefixed spool file next to the output, read as it goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
+import pickle
 import struct
+import sys
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from epcis.jsonld_reader import event_from_jsonld
@@ -50,20 +50,40 @@ async def write_epcis_xml_async(
         await asyncio.to_thread(write_epcis_xml, path, head, bodies)
         return
     spool = path.with_name(path.name + ".bodies")
-    await asyncio.to_thread(_write_spool, spool, bodies)
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    finished = False
+    head_file = path.with_name(path.name + ".head")
     try:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(pool, _write_from_spool, str(path), head, str(spool))
-        finished = True
+        await asyncio.to_thread(_write_inputs, spool, head_file, head, bodies)
+        # A fresh interpreter (not multiprocessing): nothing of the caller's __main__ is re-run.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            __name__,
+            str(path),
+            str(head_file),
+            str(spool),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, errors = await process.communicate()
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            raise
+        if process.returncode != 0:
+            lines = errors.decode(errors="replace").strip().splitlines() or ["(no output)"]
+            raise RuntimeError(f"writing epcis.xml failed: {lines[-1]}")
     finally:
-        # After a failure or cancellation the loop must not wait for the child.
-        pool.shutdown(wait=finished, cancel_futures=True)
         spool.unlink(missing_ok=True)
+        head_file.unlink(missing_ok=True)
 
 
-def _write_spool(spool: Path, bodies: Iterable[bytes]) -> None:
+def _write_inputs(
+    spool: Path, head_file: Path, head: DocumentHead, bodies: Iterable[bytes]
+) -> None:
+    head_file.write_bytes(pickle.dumps(head))
     with spool.open("wb") as out:
         for body in bodies:
             out.write(_LENGTH.pack(len(body)))
@@ -80,5 +100,12 @@ def _read_spool(spool: Path) -> Iterator[bytes]:
             yield body
 
 
-def _write_from_spool(path: str, head: DocumentHead, spool: str) -> None:
-    write_epcis_xml(Path(path), head, _read_spool(Path(spool)))
+def _child(arguments: list[str]) -> None:
+    path, head_file, spool = (Path(argument) for argument in arguments)
+    # The head file was written by the parent a moment ago in its own work folder.
+    head = pickle.loads(head_file.read_bytes())  # noqa: S301
+    write_epcis_xml(path, head, _read_spool(spool))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

@@ -14,6 +14,7 @@ import pytest
 
 import service.export_xml as export_xml
 from epcis.jsonld_reader import event_from_jsonld
+from epcis.model import DocumentHead
 from epcis.xml_writer import write_xml
 from service import export_bundle
 from service.export_bundle import BundleSources, build_bundle
@@ -92,10 +93,17 @@ async def test_child_process_thread_and_former_path_give_the_same_bundle(
         await stores.close()
 
 
+def _head() -> DocumentHead:
+    request = new_request(
+        scope=SCOPES["lot"], requester_kind="fda", requester="F", reason="r", created_by="t"
+    )
+    return export_bundle._head(request, None, NOW, {}, {})
+
+
 def test_spool_round_trips_and_rejects_a_truncated_file(tmp_path: Path) -> None:
     bodies = [b"{}", b'{"a":"\xc3\xa9"}', b"", b"x" * 70_000]
     spool = tmp_path / "spool"
-    export_xml._write_spool(spool, bodies)
+    export_xml._write_inputs(spool, tmp_path / "head", _head(), bodies)
     assert list(export_xml._read_spool(spool)) == bodies
     spool.write_bytes(spool.read_bytes()[:-1])
     with pytest.raises(ValueError, match="truncated"):
@@ -103,21 +111,14 @@ def test_spool_round_trips_and_rejects_a_truncated_file(tmp_path: Path) -> None:
 
 
 async def test_a_failing_child_is_reported_and_leaves_no_spool(tmp_path: Path) -> None:
-    head = export_bundle._head(
-        new_request(
-            scope=SCOPES["lot"], requester_kind="fda", requester="F", reason="r", created_by="t"
-        ),
-        None,
-        NOW,
-        {},
-        {},
-    )
+    head = _head()
     target = tmp_path / "epcis.xml"
-    with pytest.raises(Exception, match="unknown event type"):
+    with pytest.raises(RuntimeError, match="unknown event type"):
         await export_xml.write_epcis_xml_async(
             target, head, [b'{"type": "NoSuchEvent"}'], min_events=0
         )
     assert not (tmp_path / "epcis.xml.bodies").exists()
+    assert not (tmp_path / "epcis.xml.head").exists()
 
 
 @pytest.mark.skipif(not PHARMA_EXAMPLE.exists(), reason="the shared reference data is absent")
