@@ -30,6 +30,7 @@ __all__ = [
     "effective_status",
     "gtin_of",
     "load_timeline",
+    "same_commissioning",
 ]
 
 
@@ -137,6 +138,19 @@ _END_DISPOSITIONS = {
 }
 
 
+def same_commissioning(first: EventFacts, other: EventFacts) -> bool:
+    """Whether ``other`` commissions what ``first`` did, as a copy of the same event: an
+    outbound shipment document carries a reduced copy of each commissioning event (only the
+    shipped serials), which has another hash but the same time, place, lot and expiry."""
+    return (
+        first.event_time == other.event_time
+        and first.biz_location == other.biz_location
+        and first.read_point == other.read_point
+        and first.lot == other.lot
+        and first.expiry == other.expiry
+    )
+
+
 def _is_commissioning(facts: EventFacts, epc: str) -> bool:
     return (
         facts.event_type == "ObjectEvent"
@@ -156,6 +170,7 @@ class _Fold:
     __slots__ = (
         "commissioned_at",
         "commissioner",
+        "commissioning",
         "commissioning_event",
         "custodian",
         "destination",
@@ -180,6 +195,7 @@ class _Fold:
         self.commissioned_at: datetime | None = None
         self.commissioner: str | None = None
         self.commissioning_event: str | None = None
+        self.commissioning: EventFacts | None = None
         self.owner: str | None = None
         self.custodian: str | None = None
         self.location: str | None = None
@@ -214,6 +230,8 @@ class _Fold:
 
     def _commission(self, facts: EventFacts) -> None:
         if self.commissioned_at is not None:
+            if self.commissioning is not None and same_commissioning(self.commissioning, facts):
+                return  # the same commissioning captured again (e.g. a reduced copy)
             differs = (facts.lot, facts.expiry) != (self.lot, self.expiry)
             kind = (
                 ExceptionType.LOT_OR_EXPIRY_MISMATCH
@@ -236,6 +254,7 @@ class _Fold:
         self.commissioned_at = facts.event_time
         self.commissioner = commissioner
         self.commissioning_event = facts.hash_id
+        self.commissioning = facts
         self.owner = self.owner or commissioner
         self.custodian = self.custodian or commissioner
         self.location = facts.biz_location or self.location

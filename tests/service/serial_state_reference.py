@@ -1,5 +1,7 @@
-"""The serial-state fold as it was before the fast path (dataclasses.replace per event): kept
-unchanged as the oracle that the optimised fold in service.serial_state is compared against."""
+"""The serial-state fold as it was before the fast path (dataclasses.replace per event), kept
+as the oracle that the optimised fold in service.serial_state is compared against. One rule
+was added to it since, as to the fast fold: a re-capture of the same commissioning (see
+``service.serial_state.same_commissioning``) is not a duplicate."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import replace
 
 from service.containment import EventFacts, TimelineEntry
 from service.exception_records import ExceptionType, Finding
-from service.serial_state import TERMINAL, SerialState, Status
+from service.serial_state import TERMINAL, SerialState, Status, same_commissioning
 
 __all__ = ["compute_state", "gtin_of"]
 
@@ -70,6 +72,7 @@ class _Fold:
         self.state = SerialState(epc=epc, kind=_kind_of(epc), gtin=gtin_of(epc))
         self.findings: list[Finding] = []
         self.first_uncommissioned: str | None = None
+        self.commissioning: EventFacts | None = None
 
     def step(self, entry: TimelineEntry) -> None:
         facts, epc = entry.facts, self.state.epc
@@ -94,6 +97,8 @@ class _Fold:
     def _commission(self, facts: EventFacts) -> None:
         state = self.state
         if state.commissioned_at is not None:
+            if self.commissioning is not None and same_commissioning(self.commissioning, facts):
+                return
             differs = (facts.lot, facts.expiry) != (state.lot, state.expiry)
             kind = (
                 ExceptionType.LOT_OR_EXPIRY_MISMATCH
@@ -111,6 +116,7 @@ class _Fold:
             )
             return
         commissioner = facts.biz_location or facts.read_point
+        self.commissioning = facts
         self.state = replace(
             state,
             lot=facts.lot,

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epcis.model import Action
+from epcis.model import Action, ObjectEvent
 from service.containment import EventFacts
 from service.exception_records import ExceptionType
 from service.serial_state import SerialState, SerialStateProjection, Status
@@ -130,3 +130,26 @@ def test_any_arrival_order_gives_the_event_time_order_state(
     if position < len(shuffled):
         batches.append(shuffled[position:])
     assert asyncio.run(_project(batches)) == _in_order()
+
+
+def test_a_recaptured_commissioning_is_no_duplicate_but_other_ones_are() -> None:
+    first = commission(0, ITEMS[:2])
+    copy = commission(0, ITEMS[:1])  # a reduced copy: same time, place, lot and expiry
+    later = commission(30, ITEMS[:1])
+    other_lot = commission(0, ITEMS[:1], lot="L9")
+
+    async def findings(events: list[ObjectEvent]) -> tuple[set[ExceptionType], str | None]:
+        store = SQLiteTraceabilityStore(":memory:")
+        await store.open()
+        try:
+            update = await SerialStateProjection(store).apply(facts(events))
+            state = (await store.get_states([ITEMS[0]]))[ITEMS[0]]
+            return {f.type for f in update.findings}, state.lot
+        finally:
+            await store.close()
+
+    assert asyncio.run(findings([first, copy])) == (set(), "L1")
+    assert asyncio.run(findings([copy, first])) == (set(), "L1")
+    assert asyncio.run(findings([first, later])) == ({ExceptionType.DUPLICATE_COMMISSIONING}, "L1")
+    kinds, _ = asyncio.run(findings([first, other_lot]))
+    assert kinds == {ExceptionType.LOT_OR_EXPIRY_MISMATCH}

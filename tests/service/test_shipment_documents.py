@@ -21,6 +21,7 @@ from epcis.reading import read_document
 from epcis.validation import validate_xml
 from service.app import create_app
 from service.cli import main
+from service.exception_records import ExceptionType
 from service.handlers.shipments import shipment_routes
 from service.handlers.traceability import TRACEABILITY
 from service.partners import add_partner
@@ -309,3 +310,32 @@ async def test_get_shipment_document_over_http(
     # The fixture closes the event store again: reopen a fresh one for it.
     wholesaler.events = SQLiteEventStore(tmp_path / "wholesaler/events.sqlite3", tmp_path)
     await wholesaler.events.open()
+
+
+async def test_an_original_commissioning_and_its_reduced_copy_are_one_commissioning(
+    wholesaler: Instance, tmp_path: Path
+) -> None:
+    """An instance holding the manufacturer's commissioning events captures the wholesaler's
+    shipment document, which carries reduced copies of them: the same commissioning again."""
+    shipment = await build_shipment_document(
+        wholesaler.events, wholesaler.traceability, await _shipping_id(wholesaler, WHOLESALER_OPS)
+    )
+    assert shipment.reduced  # the copies differ from the originals: other hashes
+    document = tmp_path / "shipment.xml"
+    await asyncio.to_thread(document.write_bytes, shipment_document_bytes(shipment))
+    other = await open_instance(tmp_path / "other")
+    try:
+        await other.capture(MANUFACTURER_DOC, "manufacturer")
+        before = await other.traceability.get_states(shipment.serials)
+        outcome = await other.capture(document, "wholesaler")
+        kinds = {record.type for record in await other.exceptions()}
+        assert ExceptionType.DUPLICATE_COMMISSIONING not in kinds
+        assert ExceptionType.LOT_OR_EXPIRY_MISMATCH not in kinds
+        assert outcome.exceptions == ()
+        after = await other.traceability.get_states(shipment.serials)
+        for serial in shipment.serials:
+            commissioned = (before[serial].lot, before[serial].expiry)
+            assert (after[serial].lot, after[serial].expiry) == commissioned
+            assert after[serial].commissioned_at == before[serial].commissioned_at
+    finally:
+        await other.close()
