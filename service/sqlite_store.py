@@ -784,7 +784,6 @@ class SQLiteCaptureSession:
         self._store = store
         self._document = document
         self._atomic = atomic
-        self._seen: set[str] = set()
         self._open = False
         self._document_written = False
 
@@ -811,14 +810,18 @@ class SQLiteCaptureSession:
     async def add_events(self, records: Sequence[EventRecord]) -> BatchResult:
         if not self._open:
             raise StoreError("add_events outside an open capture session")
+        # Only this batch's hashes are remembered: earlier batches of the capture are already
+        # in the events table, where the write transaction's own existence check sees them
+        # (a set of every hash of a 1M-event capture would cost the server ~100 MB).
+        seen: set[str] = set()
         fresh: list[EventRecord] = []
         duplicates: list[str] = []
         for record in records:
-            if record.hash_id in self._seen:
+            if record.hash_id in seen:
                 duplicates.append(record.hash_id)
             else:
                 fresh.append(record)
-            self._seen.add(record.hash_id)
+                seen.add(record.hash_id)
         if self._atomic:
             inserted = await self._store.write(lambda connection: self._insert(connection, fresh))
         else:

@@ -205,6 +205,20 @@ async def test_non_atomic_capture_keeps_batches_before_a_rollback(store: EventSt
     assert await store.count_events() == 3
 
 
+async def test_non_atomic_capture_counts_duplicates_across_batches(store: EventStore) -> None:
+    document, events = stored_events()[0]
+    records = [item.record for item in events]
+    async with store.begin_capture(document, atomic=False) as session:
+        first = await session.add_events([*records[:3], records[0]])
+        again = await session.add_events(records[1:5])
+        await session.commit()
+    assert first.inserted == tuple(record.hash_id for record in records[:3])
+    assert first.duplicates == (records[0].hash_id,)
+    assert again.inserted == tuple(record.hash_id for record in records[3:5])
+    assert set(again.duplicates) == {records[1].hash_id, records[2].hash_id}
+    assert await store.count_events() == 5
+
+
 async def test_stored_records_round_trip(store: EventStore) -> None:
     await capture_all(store)
     for item in all_stored():
