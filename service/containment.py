@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from epcis.model import AggregationEvent, EventBase, ObjectEvent, TransformationEvent, XmlElement
 from service.exception_records import ExceptionType, Finding
@@ -109,10 +108,29 @@ class EventFacts:
         )
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
-        data["event_time"] = self.event_time.isoformat()
-        data["expiry"] = self.expiry.isoformat() if self.expiry else None
-        return json.dumps(data, separators=(",", ":"))
+        return json.dumps(
+            {
+                "hash_id": self.hash_id,
+                "event_id": self.event_id,
+                "event_type": self.event_type,
+                "event_time": self.event_time.isoformat(),
+                "action": self.action,
+                "biz_step": self.biz_step,
+                "disposition": self.disposition,
+                "read_point": self.read_point,
+                "biz_location": self.biz_location,
+                "epcs": self.epcs,
+                "parent_id": self.parent_id,
+                "child_epcs": self.child_epcs,
+                "sources": self.sources,
+                "destinations": self.destinations,
+                "biz_transactions": self.biz_transactions,
+                "lot": self.lot,
+                "expiry": self.expiry.isoformat() if self.expiry else None,
+                "document_id": self.document_id,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> EventFacts:

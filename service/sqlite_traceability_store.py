@@ -106,15 +106,21 @@ class SQLiteTraceabilityStore:
         cache = self._cache
 
         def work(db: sqlite3.Connection) -> list[EventFacts]:
+            # Which are new is asked once, then all are written in one executemany: a
+            # statement per fact cost more than the rest of storing it. The worker thread is
+            # the store's only writer, so nothing comes in between.
+            seen = set(_existing(db, [f.hash_id for f in facts]))
             inserted: list[EventFacts] = []
-            for item in facts:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
-                    (item.hash_id, item.to_json()),
-                )
-                if cursor.rowcount:
+            for item in facts:  # in order, the first of equal hashes, as single inserts did
+                if item.hash_id not in seen:
+                    seen.add(item.hash_id)
                     inserted.append(item)
-                    cache.put(item)
+            db.executemany(
+                "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
+                [(item.hash_id, item.to_json()) for item in inserted],
+            )
+            for item in inserted:
+                cache.put(item)
             db.executemany(
                 "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
                 [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
@@ -388,6 +394,16 @@ def _facts_for(
         if item is not None:  # as an inner join: an index row without facts is skipped
             found[epc].append(item)
     return dict(found)
+
+
+def _existing(db: sqlite3.Connection, hash_ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for batch in _batches(hash_ids):
+        rows = db.execute(
+            _select_in("SELECT hash_id FROM trace_facts", "hash_id", len(batch)), batch
+        )
+        found.extend(hash_id for (hash_id,) in rows)
+    return found
 
 
 def _fact_bodies(db: sqlite3.Connection, hash_ids: list[str]) -> dict[str, str]:

@@ -416,3 +416,25 @@ def test_state_decoding_fills_defaults_for_records_without_every_field() -> None
 def test_facts_come_back_from_their_stored_json_unchanged(history: list[EventFacts]) -> None:
     for f in [*history, *facts(scenario_events())]:
         assert EventFacts.from_json(f.to_json()) == f
+
+
+def test_stored_facts_json_is_the_text_the_generic_encoding_gave() -> None:
+    for f in facts(scenario_events()):
+        data: dict[str, Any] = {name: getattr(f, name) for name in f.__slots__}
+        data["event_time"] = f.event_time.isoformat()
+        data["expiry"] = f.expiry.isoformat() if f.expiry else None
+        assert f.to_json() == json.dumps(data, separators=(",", ":"))
+
+
+async def test_add_facts_reports_each_new_hash_once_in_order() -> None:
+    all_facts = facts(scenario_events())
+    store = SQLiteTraceabilityStore(":memory:")
+    await store.open()
+    try:
+        assert await store.add_facts(all_facts[:2]) == all_facts[:2]
+        again = [all_facts[1], all_facts[3], all_facts[2], all_facts[3], all_facts[0]]
+        assert await store.add_facts(again) == [all_facts[3], all_facts[2]]
+        found = await store.facts_for([PALLET])
+        assert {f.hash_id for f in found[PALLET]} <= {f.hash_id for f in all_facts[:4]}
+    finally:
+        await store.close()
