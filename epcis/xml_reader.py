@@ -9,9 +9,9 @@ like raise :class:`InvalidDocumentError` naming source, line and element path. E
 is the XSD validator's business, not the reader's.
 
 Events are built without validation (:func:`_build`) from values this module has already
-checked (types, tz-aware times, enum values, tuples). Measured on a DSCSA-like file, reading runs
-at about 35% of a bare ``iterparse`` loop this way and at about 25% with a top-level
-``model_validate``; the test suite checks every model built here against full validation.
+checked (types, tz-aware times, enum values, tuples); tests check every model built here
+against ``model_construct`` and full validation. Values that repeat (CBV words, EPCs, times)
+go through small bounded caches, and a list of plain SGTINs is checked in one match.
 
 Not kept (the model has no place for them): the query-document wrapper (``queryName``,
 ``subscriptionID``), ``readPoint``/``bizLocation`` extensions, vocabulary-element extensions,
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from lxml import etree
 from pydantic import BaseModel, ValidationError
@@ -150,45 +150,67 @@ def _maybe_location(value: str) -> str:
 # --- fast construction --------------------------------------------------------------------
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
-_DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {}
-_FACTORIES: dict[type[BaseModel], dict[str, Callable[[], Any]]] = {}
 
 
-def _defaults(model: type[BaseModel]) -> dict[str, Any]:
-    defaults: dict[str, Any] = {}
-    factories: dict[str, Callable[[], Any]] = {}
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What building a model needs, worked out once per model class."""
+
+    # Every field in declaration order, optional ones at their default, required ones at None
+    # (always overwritten: see _build).
+    template: dict[str, Any]
+    required: frozenset[str]
+    factories: tuple[tuple[str, Callable[[], Any]], ...]
+
+
+_SPECS: dict[type[BaseModel], _Spec] = {}
+_set = object.__setattr__
+_new = object.__new__
+
+
+def _spec(model: type[BaseModel]) -> _Spec:
+    template: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
     for name, info in model.model_fields.items():
+        template[name] = None if info.is_required() else info.default
         if info.default_factory is not None:
-            factories[name] = info.default_factory  # type: ignore[assignment]
-        elif not info.is_required():
-            defaults[name] = info.default
-    _DEFAULTS[model] = defaults
-    _FACTORIES[model] = factories
-    return defaults
+            factories.append((name, info.default_factory))  # type: ignore[arg-type]
+    required = frozenset(n for n, info in model.model_fields.items() if info.is_required())
+    spec = _SPECS[model] = _Spec(template, required, tuple(factories))
+    return spec
 
 
-def _build(model: type[_ModelT], **values: Any) -> _ModelT:
-    """A model instance from already-checked values, without validation.
+def _build(model: type[_ModelT], values: dict[str, Any]) -> _ModelT:
+    """A model instance from already-checked ``values`` (field name -> value), unvalidated.
 
     What ``model_construct`` does, minus its per-field default and alias work, which costs more
-    than the rest of event conversion; the test suite validates every model built this way.
+    than the rest of event conversion: a dict of every field, made once per model, is copied
+    and updated. Keys stay in declaration order, so ``model_dump_json`` and ``repr`` come out
+    as for a validated instance. Tests compare the result with ``model_construct(**values)``
+    and with full validation on every corpus file and on generated events.
     """
-    defaults = _DEFAULTS.get(model) or _defaults(model)
-    fields = defaults.copy()
+    spec = _SPECS.get(model) or _spec(model)
+    fields = spec.template.copy()
     fields.update(values)
-    for name, factory in _FACTORIES[model].items():
+    for name, factory in spec.factories:
         if name not in values:
             fields[name] = factory()
-    instance = model.__new__(model)
-    object.__setattr__(instance, "__dict__", fields)
-    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
-    object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", None)
+    if not spec.required <= values.keys():
+        # Never the case for the reader's own calls; keep model_construct's behaviour anyway.
+        for name in spec.required - values.keys():
+            del fields[name]
+    instance = _new(model)
+    _set(instance, "__dict__", fields)
+    _set(instance, "__pydantic_fields_set__", set(values))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
     return instance
 
 
-# CBV values repeat across events; the canonical spelling of each is computed once.
+# Values that repeat across events (CBV words, EPCs, times) are converted once per distinct
+# value; the caches are bounded so a long document cannot grow them without limit.
 _cbv_value = lru_cache(maxsize=4096)(vocabulary.canonical)
+_canonical_epc = lru_cache(maxsize=1024)(canonical_epc)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -239,6 +261,16 @@ class _Context:
 
 def _text(element: etree._Element, limits: ReadLimits) -> str:
     text = element.text
+    if text is not None and len(text) <= limits.max_text_length:
+        text = text.strip()
+        if text:
+            return text
+    return _text_problem(element, limits)
+
+
+def _text_problem(element: etree._Element, limits: ReadLimits) -> str:
+    """Raise what is wrong with an element's text (:func:`_text` found it unusable)."""
+    text = element.text
     if text is None:
         raise _ContentError(f"{etree.QName(element).localname} is empty", element)
     if len(text) > limits.max_text_length:
@@ -249,7 +281,40 @@ def _text(element: etree._Element, limits: ReadLimits) -> str:
     return text
 
 
+@lru_cache(maxsize=256)
+def _valid_offset(offset: str) -> bool:
+    match = _OFFSET.fullmatch(offset)
+    return match is not None and int(match.group(1)) <= 14 and int(match.group(2)) <= 59
+
+
 def _time(text: str, element: etree._Element, default_offset: str | None) -> datetime:
+    value = _parsed_time(text, default_offset)
+    return _time_problem(text, element, default_offset) if value is None else value
+
+
+@lru_cache(maxsize=256)
+def _parsed_time(text: str, default_offset: str | None) -> datetime | None:
+    """The time ``text`` stands for, or None when :func:`_time_problem` has to say why not.
+
+    Events of one document share times (a shipment's events, a second's commissionings), and
+    datetime values are immutable, so each distinct one is parsed once.
+    """
+    if _DATETIME.fullmatch(text) is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        # A zone-less 1.2 time is local time at the event's eventTimeZoneOffset.
+        if default_offset is None:
+            return None
+        value = value.replace(tzinfo=_zone(default_offset))
+    return value
+
+
+def _time_problem(text: str, element: etree._Element, default_offset: str | None) -> datetime:
+    """Raise what is wrong with a time that :func:`_parsed_time` refused."""
     match = _DATETIME.fullmatch(text)
     if match is None:
         raise _ContentError(f"not an xsd:dateTime: {text!r}", element)
@@ -299,37 +364,91 @@ def xml_element(element: etree._Element, limits: ReadLimits, depth: int = 0) -> 
     """Any element as a lossless :class:`XmlElement` tree (comments dropped)."""
     if depth > limits.max_depth:
         raise _ContentError(f"nesting deeper than {limits.max_depth}", element)
-    namespace, name = _split(element.tag)
-    children = tuple(
-        xml_element(child, limits, depth + 1) for child in element if isinstance(child.tag, str)
+    namespace, name = _split_tag(element.tag)
+    children = (
+        tuple(
+            [
+                xml_element(child, limits, depth + 1)
+                for child in element
+                if isinstance(child.tag, str)
+            ]
+        )
+        if len(element)
+        else ()
     )
+    attrib = element.attrib
     text = element.text
     if text is not None:
         if children and not text.strip():
             text = None
         elif len(text) > limits.max_text_length:
             raise _ContentError(f"text longer than {limits.max_text_length} characters", element)
-    return _build(
-        XmlElement,
-        namespace=namespace,
-        name=name,
-        attributes={str(name): str(value) for name, value in element.attrib.items()},
-        text=text,
-        children=children,
+    instance = _new(XmlElement)
+    # What _build would make, spelled out: ILMD and extensions are a large share of elements.
+    _set(
+        instance,
+        "__dict__",
+        {
+            "namespace": namespace,
+            "name": name,
+            "attributes": dict(attrib) if len(attrib) else {},
+            "text": text,
+            "children": children,
+        },
     )
+    _set(instance, "__pydantic_fields_set__", set(_XML_ELEMENT_FIELDS))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
+
+
+_split_tag = lru_cache(maxsize=1024)(_split)
+_XML_ELEMENT_FIELDS = frozenset(XmlElement.model_fields)
 
 
 # --- event parts -------------------------------------------------------------------------
 
 
+# One or more SGTIN URNs that canonical_epc keeps exactly as written (company prefix and item
+# reference of 13 digits together, a serial of 1-20 ASCII letters and digits), one a line.
+_SGTIN = r"urn:epc:id:sgtin:(?=[0-9.]{14}\.)[0-9]{6,12}\.[0-9]+\.[0-9A-Za-z]{1,20}"
+_PLAIN_SGTINS = re.compile(f"{_SGTIN}(?:\n{_SGTIN})*")
+
+
 def _epc_list(element: etree._Element, ctx: _Context) -> tuple[str, ...]:
+    # EPC lists hold most of a document's elements. A list of plain SGTINs, the usual case, is
+    # checked in one regular-expression match over its texts rather than one by one; a match
+    # implies every child is an <epc> whose text is non-blank, unpadded, within the length
+    # limit and already canonical (the newline count rules out texts that contain one).
+    texts = [child.text for child in element.iterchildren("epc")]
+    if texts and len(texts) == len(element) and None not in texts:
+        joined = "\n".join(texts)  # type: ignore[arg-type]
+        if (
+            len(joined) <= ctx.limits.max_text_length
+            and _PLAIN_SGTINS.fullmatch(joined)
+            and joined.count("\n") == len(texts) - 1
+        ):
+            return tuple(texts)  # type: ignore[arg-type]
+    return _epc_list_one_by_one(element, ctx)
+
+
+def _epc_list_one_by_one(element: etree._Element, ctx: _Context) -> tuple[str, ...]:
     epcs: list[str] = []
+    limits = ctx.limits
+    max_text = limits.max_text_length
     for child in element:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if tag != "epc":
+            if isinstance(tag, str):
+                raise _ContentError(f"unexpected element {tag} in an EPC list", child)
             continue
-        if child.tag != "epc":
-            raise _ContentError(f"unexpected element {child.tag} in an EPC list", child)
-        epcs.append(_identifier(_text(child, ctx.limits), child, canonical_epc))
+        text = child.text
+        if text is None or len(text) > max_text or not (text := text.strip()):
+            text = _text_problem(child, limits)
+        try:
+            epcs.append(_canonical_epc(text))
+        except InvalidIdentifierError as error:
+            raise _ContentError(f"invalid identifier {text!r}: {error}", child) from error
     return tuple(epcs)
 
 
@@ -363,7 +482,9 @@ def _quantity_list(element: etree._Element, ctx: _Context) -> tuple[QuantityElem
                 raise _ContentError(f"unexpected element {tag} in a quantity element", part)
         if epc_class is None:
             raise _ContentError("quantityElement without epcClass", child)
-        items.append(_build(QuantityElement, epc_class=epc_class, quantity=quantity, uom=uom))
+        items.append(
+            _build(QuantityElement, {"epc_class": epc_class, "quantity": quantity, "uom": uom})
+        )
     return tuple(items)
 
 
@@ -378,10 +499,12 @@ def _biz_transactions(element: etree._Element, ctx: _Context) -> tuple[BizTransa
         items.append(
             _build(
                 BizTransaction,
-                value=_text(child, ctx.limits),
-                type=_cbv_value(vocabulary.CBVKind.BIZ_TRANSACTION_TYPE, kind)
-                if kind is not None
-                else None,
+                {
+                    "value": _text(child, ctx.limits),
+                    "type": _cbv_value(vocabulary.CBVKind.BIZ_TRANSACTION_TYPE, kind)
+                    if kind is not None
+                    else None,
+                },
             )
         )
     return tuple(items)
@@ -400,14 +523,18 @@ def _sources(element: etree._Element, ctx: _Context, item: str) -> tuple[SourceD
         items.append(
             _build(
                 SourceDestination,
-                value=_maybe_location(_text(child, ctx.limits)),
-                type=_cbv_value(vocabulary.CBVKind.SOURCE_DESTINATION_TYPE, kind),
+                {
+                    "value": _maybe_location(_text(child, ctx.limits)),
+                    "type": _cbv_value(vocabulary.CBVKind.SOURCE_DESTINATION_TYPE, kind),
+                },
             )
         )
     return tuple(items)
 
 
 def _location(element: etree._Element, ctx: _Context) -> tuple[str, tuple[XmlElement, ...]]:
+    if len(element) == 1 and (only := element[0]).tag == "id":
+        return _maybe_location(_text(only, ctx.limits)), ()
     identifier: str | None = None
     extensions: list[XmlElement] = []
     for child in _flatten(element):
@@ -443,10 +570,12 @@ def _error_declaration(element: etree._Element, ctx: _Context) -> ErrorDeclarati
         raise _ContentError("errorDeclaration without declarationTime", element)
     return _build(
         ErrorDeclaration,
-        declaration_time=declaration_time,
-        reason=reason,
-        corrective_event_ids=tuple(corrective),
-        extensions=tuple(extensions),
+        {
+            "declaration_time": declaration_time,
+            "reason": reason,
+            "corrective_event_ids": tuple(corrective),
+            "extensions": tuple(extensions),
+        },
     )
 
 
@@ -463,7 +592,7 @@ def _persistent_disposition(element: etree._Element, ctx: _Context) -> Persisten
         else:
             continue
         target.append(_cbv_value(vocabulary.CBVKind.DISPOSITION, _text(child, ctx.limits)))
-    return _build(PersistentDisposition, set=tuple(set_), unset=tuple(unset))
+    return _build(PersistentDisposition, {"set": tuple(set_), "unset": tuple(unset)})
 
 
 _SENSOR_DECIMALS = frozenset(
@@ -507,10 +636,10 @@ def _sensor_elements(element: etree._Element, ctx: _Context) -> tuple[SensorElem
             tag = part.tag
             if tag == "sensorMetadata":
                 fields = _sensor_fields(part, SensorMetadata, ctx)
-                metadata = _build(SensorMetadata, **fields)
+                metadata = _build(SensorMetadata, fields)
             elif tag == "sensorReport":
                 fields = _sensor_fields(part, SensorReport, ctx)
-                reports.append(_build(SensorReport, **fields))
+                reports.append(_build(SensorReport, fields))
             elif tag[0] == "{":
                 extensions.append(xml_element(part, ctx.limits))
             else:
@@ -518,9 +647,11 @@ def _sensor_elements(element: etree._Element, ctx: _Context) -> tuple[SensorElem
         items.append(
             _build(
                 SensorElement,
-                sensor_metadata=metadata,
-                sensor_report=tuple(reports),
-                extensions=tuple(extensions),
+                {
+                    "sensor_metadata": metadata,
+                    "sensor_report": tuple(reports),
+                    "extensions": tuple(extensions),
+                },
             )
         )
     return tuple(items)
@@ -547,21 +678,6 @@ _ALIASES: dict[type[Any], dict[str, str]] = {
 # --- events ------------------------------------------------------------------------------
 
 
-def _event_fields(
-    element: etree._Element, ctx: _Context
-) -> tuple[dict[str, Any], dict[str, etree._Element]]:
-    values: dict[str, Any] = {}
-    where: dict[str, etree._Element] = {}
-    local: list[XmlElement] = []
-    other: list[XmlElement] = []
-    certification: list[str] = []
-    _collect(element, ctx, values, where, (local, other, certification), wrapped=False)
-    # Un-namespaced extension content (1.2 "##local" inside extension wrappers) comes first.
-    values["extensions"] = tuple(local + other)
-    values["certification_info"] = tuple(certification)
-    return values, where
-
-
 def _collect(
     element: etree._Element,
     ctx: _Context,
@@ -572,16 +688,17 @@ def _collect(
     wrapped: bool,
 ) -> None:
     limits = ctx.limits
+    max_text = limits.max_text_length
     for child in element:
         tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        if tag[0] == "{":
-            lists[1].append(xml_element(child, limits))
-            continue
+        # Standard elements first: one dict lookup (comments' tags are not keys either).
         handler = _HANDLERS.get(tag)
         if handler is None:
-            if tag == "extension" or tag == "baseExtension":
+            if not isinstance(tag, str):
+                continue
+            if tag[0] == "{":
+                lists[1].append(xml_element(child, limits))
+            elif tag == "extension" or tag == "baseExtension":
                 _collect(child, ctx, values, where, lists, wrapped=True)
             elif tag == "certificationInfo":
                 lists[2].append(_text(child, limits))
@@ -590,80 +707,95 @@ def _collect(
             else:
                 raise _ContentError(f"unknown element {tag}", child)
             continue
-        field_name, convert = handler
+        field_name, convert, of_text = handler
         if field_name in where:
             raise _ContentError(f"{tag} appears twice", child)
-        values[field_name] = convert(child, ctx)
+        if of_text:
+            # Most fields are text: _text is inlined, its checks kept.
+            text = child.text
+            if text is None or len(text) > max_text or not (text := text.strip()):
+                text = _text_problem(child, limits)
+            try:
+                values[field_name] = text if convert is None else convert(text)
+            except InvalidIdentifierError as error:
+                raise _ContentError(f"invalid identifier {text!r}: {error}", child) from error
+        else:
+            assert convert is not None
+            values[field_name] = convert(child, ctx)
         where[field_name] = child
 
 
-def _raw_text(element: etree._Element, ctx: _Context) -> str:
-    return _text(element, ctx.limits)
+_ACTIONS = {action.value: action for action in Action}
 
 
 def _action(element: etree._Element, ctx: _Context) -> Action:
     text = _text(element, ctx.limits)
-    if text not in Action.__members__:
+    action = _ACTIONS.get(text)
+    if action is None:
         raise _ContentError(f"invalid action {text!r} (ADD, OBSERVE or DELETE)", element)
-    return Action(text)
+    return action
 
 
-def _cbv(kind: vocabulary.CBVKind) -> Callable[[etree._Element, _Context], str]:
-    def convert(element: etree._Element, ctx: _Context) -> str:
-        return _cbv_value(kind, _text(element, ctx.limits))
-
-    return convert
-
-
-def _epc(element: etree._Element, ctx: _Context) -> str:
-    return _identifier(_text(element, ctx.limits), element, canonical_epc)
+def _cbv(kind: vocabulary.CBVKind) -> Callable[[str], str]:
+    """The canonical spelling of a text of this CBV kind, memoised (a C call when cached)."""
+    return lru_cache(maxsize=1024)(partial(vocabulary.canonical, kind))
 
 
 def _ilmd(element: etree._Element, ctx: _Context) -> tuple[XmlElement, ...]:
-    return tuple(xml_element(child, ctx.limits) for child in element if isinstance(child.tag, str))
+    limits = ctx.limits
+    return tuple([xml_element(child, limits) for child in element if isinstance(child.tag, str)])
 
 
-_Handler = tuple[str, Callable[[etree._Element, _Context], Any]]
+# Element name -> (field, converter, whether the converter takes the element's text). A text
+# converter of None keeps the text itself.
+_Handler = tuple[str, Callable[..., Any] | None, bool]
 _HANDLERS: dict[str, _Handler] = {
-    "eventTime": ("event_time", _raw_text),
-    "recordTime": ("record_time", _raw_text),
-    "eventTimeZoneOffset": ("event_time_zone_offset", _raw_text),
-    "eventID": ("event_id", _raw_text),
-    "errorDeclaration": ("error_declaration", lambda e, c: e),
-    "epcList": ("epc_list", _epc_list),
-    "childEPCs": ("child_epcs", _epc_list),
-    "inputEPCList": ("input_epc_list", _epc_list),
-    "outputEPCList": ("output_epc_list", _epc_list),
-    "parentID": ("parent_id", _epc),
-    "action": ("action", _action),
-    "bizStep": ("biz_step", _cbv(vocabulary.CBVKind.BIZ_STEP)),
-    "disposition": ("disposition", _cbv(vocabulary.CBVKind.DISPOSITION)),
-    "readPoint": ("read_point", _location),
-    "bizLocation": ("biz_location", _location),
-    "bizTransactionList": ("biz_transaction_list", _biz_transactions),
-    "quantityList": ("quantity_list", _quantity_list),
-    "childQuantityList": ("child_quantity_list", _quantity_list),
-    "inputQuantityList": ("input_quantity_list", _quantity_list),
-    "outputQuantityList": ("output_quantity_list", _quantity_list),
-    "sourceList": ("source_list", lambda e, c: _sources(e, c, "source")),
-    "destinationList": ("destination_list", lambda e, c: _sources(e, c, "destination")),
-    "sensorElementList": ("sensor_element_list", lambda e, c: e),
-    "persistentDisposition": ("persistent_disposition", lambda e, c: e),
-    "ilmd": ("ilmd", _ilmd),
-    "transformationID": ("transformation_id", _raw_text),
+    "eventTime": ("event_time", None, True),
+    "recordTime": ("record_time", None, True),
+    "eventTimeZoneOffset": ("event_time_zone_offset", None, True),
+    "eventID": ("event_id", None, True),
+    "errorDeclaration": ("error_declaration", lambda e, c: e, False),
+    "epcList": ("epc_list", _epc_list, False),
+    "childEPCs": ("child_epcs", _epc_list, False),
+    "inputEPCList": ("input_epc_list", _epc_list, False),
+    "outputEPCList": ("output_epc_list", _epc_list, False),
+    "parentID": ("parent_id", _canonical_epc, True),
+    "action": ("action", _action, False),
+    "bizStep": ("biz_step", _cbv(vocabulary.CBVKind.BIZ_STEP), True),
+    "disposition": ("disposition", _cbv(vocabulary.CBVKind.DISPOSITION), True),
+    "readPoint": ("read_point", _location, False),
+    "bizLocation": ("biz_location", _location, False),
+    "bizTransactionList": ("biz_transaction_list", _biz_transactions, False),
+    "quantityList": ("quantity_list", _quantity_list, False),
+    "childQuantityList": ("child_quantity_list", _quantity_list, False),
+    "inputQuantityList": ("input_quantity_list", _quantity_list, False),
+    "outputQuantityList": ("output_quantity_list", _quantity_list, False),
+    "sourceList": ("source_list", lambda e, c: _sources(e, c, "source"), False),
+    "destinationList": ("destination_list", lambda e, c: _sources(e, c, "destination"), False),
+    "sensorElementList": ("sensor_element_list", lambda e, c: e, False),
+    "persistentDisposition": ("persistent_disposition", lambda e, c: e, False),
+    "ilmd": ("ilmd", _ilmd, False),
+    "transformationID": ("transformation_id", None, True),
 }
-_ELEMENT_OF_FIELD = {field_name: tag for tag, (field_name, _) in _HANDLERS.items()}
+_ELEMENT_OF_FIELD = {field_name: tag for tag, (field_name, _, _) in _HANDLERS.items()}
 _FIELDS = {name: frozenset(model.model_fields) for name, model in EPCIS_EVENT_TYPES.items()}
 
 
 def _event(element: etree._Element, ctx: _Context) -> Event:
     name = element.tag
-    values, where = _event_fields(element, ctx)
+    values: dict[str, Any] = {}
+    where: dict[str, etree._Element] = {}
+    local: list[XmlElement] = []
+    other: list[XmlElement] = []
+    certification: list[str] = []
+    _collect(element, ctx, values, where, (local, other, certification), wrapped=False)
+    # Un-namespaced extension content (1.2 "##local" inside extension wrappers) comes first.
+    values["extensions"] = tuple(local + other) if local or other else ()
+    values["certification_info"] = tuple(certification) if certification else ()
     offset = values.get("event_time_zone_offset")
     if offset is None:
         raise _ContentError("eventTimeZoneOffset is missing", element)
-    match = _OFFSET.fullmatch(offset)
-    if match is None or int(match.group(1)) > 14 or int(match.group(2)) > 59:
+    if not _valid_offset(offset):
         raise _ContentError(
             f"invalid eventTimeZoneOffset {offset!r}", where["event_time_zone_offset"]
         )
@@ -682,17 +814,20 @@ def _event(element: etree._Element, ctx: _Context) -> Event:
         values["persistent_disposition"] = _persistent_disposition(
             values["persistent_disposition"], ctx
         )
-    for location in ("read_point", "biz_location"):
-        if location in values:
-            values[location], values[f"{location}_extensions"] = values[location]
+    if "read_point" in values:
+        values["read_point"], values["read_point_extensions"] = values["read_point"]
+    if "biz_location" in values:
+        values["biz_location"], values["biz_location_extensions"] = values["biz_location"]
     allowed = _FIELDS[name]
-    for field_name, child in where.items():
-        if field_name not in allowed:
-            raise _ContentError(f"{_ELEMENT_OF_FIELD[field_name]} is not allowed in {name}", child)
+    if not where.keys() <= allowed:
+        for field_name, child in where.items():
+            if field_name not in allowed:
+                element_name = _ELEMENT_OF_FIELD[field_name]
+                raise _ContentError(f"{element_name} is not allowed in {name}", child)
     if "action" in allowed and "action" not in values:
         raise _ContentError(f"{name} without action", element)
     model = EPCIS_EVENT_TYPES[name]
-    return _build(model, **values)  # type: ignore[return-value]
+    return _build(model, values)  # type: ignore[return-value]
 
 
 # --- header ------------------------------------------------------------------------------
@@ -902,6 +1037,8 @@ class _State:
     head: DocumentHead | None = None
     header: EPCISHeader | None = None
     query_results: bool = False
+    # Whether document-level extensions after the body are wanted (read_xml_document).
+    trailer: bool = False
 
 
 def _open(source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None) -> BoundedReader:
@@ -923,12 +1060,24 @@ def _open(source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None)
 
 
 def _iter(
-    source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None
+    source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None, *, trailer: bool
 ) -> Iterator[DocumentHead | Event | _Trailer]:
     reader = _open(source, limits, source_name)
-    state = _State(_Context(source_name, limits))
+    state = _State(_Context(source_name, limits), trailer=trailer)
     try:
         for action, element in safe_iterparse(reader, events=("start", "end"), tag=_TAGS):
+            # The end of an event in EventList is handled here, not in _step, and the start
+            # of anything but the root and the body is skipped: one generator less per event.
+            if action == "end":
+                if element.tag in _EVENT_NAMES and state.head is not None:
+                    parent = element.getparent()
+                    if parent is not None and parent.tag == "EventList":
+                        yield _convert_event(state, element)
+                        element.clear()
+                        _prune(state, element)
+                        continue
+            elif state.root is not None and element.tag != "EPCISBody":
+                continue
             yield from _step(state, action, element)
     except etree.XMLSyntaxError as error:
         problem = Problem(
@@ -1091,7 +1240,7 @@ def _end_root(state: _State, element: etree._Element) -> Iterator[_Trailer]:
                 extensions.append(xml_element(child, state.ctx.limits))
             except _ContentError as error:
                 raise state.ctx.invalid(error.reason, error.element, in_event=False) from None
-    if extensions:
+    if extensions and state.trailer:
         yield _Trailer(tuple(extensions))
 
 
@@ -1102,9 +1251,8 @@ def iter_xml(
     source_name: str | None = None,
 ) -> Iterator[DocumentHead | Event]:
     """The document head, then each event in document order, read incrementally."""
-    for item in _iter(source, _xml_limits(limits), source_name):
-        if not isinstance(item, _Trailer):
-            yield item
+    items = _iter(source, _xml_limits(limits), source_name, trailer=False)
+    return cast(Iterator[DocumentHead | Event], items)
 
 
 def read_xml_document(
@@ -1116,7 +1264,7 @@ def read_xml_document(
     """The whole document: head (with document-level extensions) and all events."""
     head: DocumentHead | None = None
     events: list[Event] = []
-    for item in _iter(source, _xml_limits(limits), source_name):
+    for item in _iter(source, _xml_limits(limits), source_name, trailer=True):
         if isinstance(item, DocumentHead):
             head = item
         elif isinstance(item, _Trailer):
