@@ -107,6 +107,7 @@ def _timelines(out: TextIO, data: ReportData) -> None:
         "identifiers with the same chain share one timeline. Dashed markers are events "
         "on a container the identifier was in.</p>\n"
     )
+    cache: _FragmentCache = {}
     for number, epcs in enumerate(groups.values(), start=1):
         entries = data.contents.timelines[epcs[0]]
         out.write(f"<h3>Chain {number}: {len(epcs)} identifier(s)</h3>\n")
@@ -114,7 +115,7 @@ def _timelines(out: TextIO, data: ReportData) -> None:
         more = len(epcs) - _LISTED_SERIALS
         suffix = f" and {more} more" if more > 0 else ""
         out.write(f'<p class="serials">{listed}{suffix}</p>\n')
-        out.write(timeline_svg(entries, data.parties))
+        out.write(timeline_svg(entries, data.parties, cache))
         out.write("\n")
 
 
@@ -125,45 +126,65 @@ def _party_name(party_id: str | None, parties: dict[str, PartyRecord]) -> str:
     return record.name if record and record.name else party_id
 
 
-def timeline_svg(entries: Sequence[TimelineEntry], parties: dict[str, PartyRecord]) -> str:
-    """One chain as a horizontal line of events, evenly spaced in time order."""
+# Fragments of one entry's SVG group, split where its x coordinate goes, by
+# (event hash, container path): identifiers that share events share most of their timelines.
+_FragmentCache = dict[tuple[str, tuple[str, ...]], list[str]]
+
+
+def timeline_svg(
+    entries: Sequence[TimelineEntry],
+    parties: dict[str, PartyRecord],
+    cache: _FragmentCache | None = None,
+) -> str:
+    """One chain as a horizontal line of events, evenly spaced in time order.
+
+    ``cache`` may be shared by the timelines of one report (same ``parties``): the text of an
+    event is then formatted once however many identifiers it applies to.
+    """
     step = 170
     width = max(1, len(entries)) * step + 40
     height = 150
+    fragments = {} if cache is None else cache
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="chain of custody">',
         f'<line x1="20" y1="50" x2="{width - 20}" y2="50" stroke="#999" stroke-width="2"/>',
     ]
     for position, entry in enumerate(entries):
-        facts = entry.facts
-        x = 20 + step // 2 + position * step
-        colour = _STEP_COLOURS.get(facts.biz_step or "", "#555")
-        dash = ' stroke-dasharray="3,2" fill="white"' if entry.inferred else f' fill="{colour}"'
-        where = _party_name(facts.biz_location or facts.read_point, parties)
-        to = _party_name(facts.destination("owning_party"), parties)
-        label = facts.biz_step or facts.event_type
-        title = f"{label} {facts.event_time.isoformat()} {facts.hash_id}"
-        if entry.inferred:
-            title += f" (via {' > '.join(entry.via)})"
-        parts.append(
-            f"<g><title>{escape(title)}</title>"
-            f'<circle cx="{x}" cy="50" r="9" stroke="{colour}" stroke-width="2"{dash}/>'
-            f'<text x="{x}" y="30" text-anchor="middle" font-size="12" fill="{colour}">'
-            f"{escape(label)}</text>"
-            f'<text x="{x}" y="78" text-anchor="middle" font-size="11">'
-            f"{escape(facts.event_time.strftime('%Y-%m-%d %H:%M'))}</text>"
-            f'<text x="{x}" y="96" text-anchor="middle" font-size="10">{escape(where[:28])}</text>'
-            + (
-                f'<text x="{x}" y="114" text-anchor="middle" font-size="10">'
-                f"to {escape(to[:25])}</text>"
-                if to
-                else ""
-            )
-            + "</g>"
-        )
+        key = (entry.facts.hash_id, entry.via)
+        pieces = fragments.get(key)
+        if pieces is None:
+            pieces = fragments[key] = _entry_pieces(entry, parties)
+        parts.append(str(20 + step // 2 + position * step).join(pieces))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _entry_pieces(entry: TimelineEntry, parties: dict[str, PartyRecord]) -> list[str]:
+    """The entry's SVG group, cut at each place its x coordinate is written."""
+    facts = entry.facts
+    colour = _STEP_COLOURS.get(facts.biz_step or "", "#555")
+    dash = ' stroke-dasharray="3,2" fill="white"' if entry.inferred else f' fill="{colour}"'
+    where = _party_name(facts.biz_location or facts.read_point, parties)
+    to = _party_name(facts.destination("owning_party"), parties)
+    label = facts.biz_step or facts.event_type
+    title = f"{label} {facts.event_time.isoformat()} {facts.hash_id}"
+    if entry.inferred:
+        title += f" (via {' > '.join(entry.via)})"
+    pieces = [
+        f'<g><title>{escape(title)}</title><circle cx="',
+        f'" cy="50" r="9" stroke="{colour}" stroke-width="2"{dash}/><text x="',
+        f'" y="30" text-anchor="middle" font-size="12" fill="{colour}">'
+        f'{escape(label)}</text><text x="',
+        f'" y="78" text-anchor="middle" font-size="11">'
+        f'{escape(facts.event_time.strftime("%Y-%m-%d %H:%M"))}</text><text x="',
+        f'" y="96" text-anchor="middle" font-size="10">{escape(where[:28])}</text>',
+    ]
+    if to:
+        pieces[-1] += '<text x="'
+        pieces.append(f'" y="114" text-anchor="middle" font-size="10">to {escape(to[:25])}</text>')
+    pieces[-1] += "</g>"
+    return pieces
 
 
 def _exceptions(out: TextIO, records: Sequence[ExceptionRecord]) -> None:

@@ -4,10 +4,12 @@ order (what build_bundle did before), and the whole bundle is the same either wa
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -16,11 +18,13 @@ import service.export_xml as export_xml
 from epcis.jsonld_reader import event_from_jsonld
 from epcis.model import DocumentHead
 from epcis.xml_writer import write_xml
-from service import export_bundle
+from service import export_bundle, export_report
+from service.containment import TimelineEntry
 from service.export_bundle import BundleSources, build_bundle
 from service.export_scope import resolve_scope
 from service.export_verification import BUNDLE_FILES, verify_bundle
 from service.exports import ExportScope, ScopeKind, new_request
+from service.master_data import PartyRecord
 from tests.service.export_fixtures import PHARMA_EXAMPLE, index_captured, open_export_stores
 
 ITEM_GTIN = "00300010123455"
@@ -146,3 +150,72 @@ async def test_proofs_in_one_pass_equal_proofs_one_by_one(
         assert len(sections[0]["records"]) == len(wanted) - 2
     finally:
         await stores.close()
+
+
+def _former_timeline_svg(entries: list[TimelineEntry], parties: dict[str, PartyRecord]) -> str:
+    """export_report.timeline_svg as it was before its fragments were cached."""
+    step = 170
+    width = max(1, len(entries)) * step + 40
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="150" '
+        f'viewBox="0 0 {width} 150" role="img" aria-label="chain of custody">',
+        f'<line x1="20" y1="50" x2="{width - 20}" y2="50" stroke="#999" stroke-width="2"/>',
+    ]
+    for position, entry in enumerate(entries):
+        facts = entry.facts
+        x = 20 + step // 2 + position * step
+        colour = export_report._STEP_COLOURS.get(facts.biz_step or "", "#555")
+        dash = ' stroke-dasharray="3,2" fill="white"' if entry.inferred else f' fill="{colour}"'
+        where = export_report._party_name(facts.biz_location or facts.read_point, parties)
+        to = export_report._party_name(facts.destination("owning_party"), parties)
+        label = facts.biz_step or facts.event_type
+        title = f"{label} {facts.event_time.isoformat()} {facts.hash_id}"
+        if entry.inferred:
+            title += f" (via {' > '.join(entry.via)})"
+        parts.append(
+            f"<g><title>{escape(title)}</title>"
+            f'<circle cx="{x}" cy="50" r="9" stroke="{colour}" stroke-width="2"{dash}/>'
+            f'<text x="{x}" y="30" text-anchor="middle" font-size="12" fill="{colour}">'
+            f"{escape(label)}</text>"
+            f'<text x="{x}" y="78" text-anchor="middle" font-size="11">'
+            f"{escape(facts.event_time.strftime('%Y-%m-%d %H:%M'))}</text>"
+            f'<text x="{x}" y="96" text-anchor="middle" font-size="10">{escape(where[:28])}</text>'
+            + (
+                f'<text x="{x}" y="114" text-anchor="middle" font-size="10">'
+                f"to {escape(to[:25])}</text>"
+                if to
+                else ""
+            )
+            + "</g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@pytest.mark.skipif(not PHARMA_EXAMPLE.exists(), reason="the shared reference data is absent")
+async def test_cached_timelines_equal_the_former_rendering(tmp_path: Path) -> None:
+    stores = await open_export_stores(tmp_path)
+    try:
+        await index_captured(stores.events, stores.trace, stores.ledger, PHARMA_EXAMPLE)
+        contents = await resolve_scope(SCOPES["lot"], stores.events, stores.trace)
+        parties = await stores.trace.get_parties(
+            {p for f in contents.facts.values() for _, p in (*f.sources, *f.destinations)}
+        )
+    finally:
+        await stores.close()
+    timelines = [contents.timelines[t] for t in contents.targets]
+    assert any(e.inferred for entries in timelines for e in entries)
+    odd = dataclasses.replace(
+        timelines[0][0].facts,
+        hash_id="ni:///sha-256;odd",
+        biz_step=None,
+        event_type='Object<&>"Event',
+        destinations=(),
+    )
+    timelines.append([TimelineEntry(odd, ("urn:x:<case>",)), TimelineEntry(odd)])
+    cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for entries in timelines:
+        former = _former_timeline_svg(entries, parties)
+        assert export_report.timeline_svg(entries, parties) == former
+        assert export_report.timeline_svg(entries, parties, cache) == former
+    assert len(cache) < sum(len(entries) for entries in timelines)
