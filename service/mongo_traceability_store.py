@@ -83,6 +83,30 @@ class MongoTraceabilityStore:
             fresh = [f for f in fresh if f.hash_id not in lost]
         return fresh
 
+    async def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        hashes = list(dict.fromkeys(f.hash_id for f in facts))
+        seen = {
+            doc["_id"]
+            async for doc in self._db.trace_facts.find({"_id": {"$in": hashes}}, {"_id": 1})
+        }
+        fresh: list[EventFacts] = []
+        for item in facts:
+            if item.hash_id not in seen:
+                seen.add(item.hash_id)
+                fresh.append(item)
+        return fresh
+
+    async def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        await self.add_facts(facts)
+        await self.replace_intervals(children, intervals)
+        await self.put_states(states)
+
     async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
         wanted = set(epcs)
         found: dict[str, list[EventFacts]] = defaultdict(list)

@@ -364,6 +364,21 @@ class ProjectionStore(Protocol):
     """What the projection needs from the traceability store."""
 
     async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]: ...
+    async def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        """The facts ``add_facts`` would insert now (not stored, each hash once, in order)."""
+        ...
+
+    async def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        """``add_facts``, ``replace_intervals`` and ``put_states`` at once (one transaction
+        where the store has them)."""
+        ...
+
     async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]: ...
     async def all_fact_epcs(self) -> list[str]: ...
     async def intervals_for_children(
@@ -398,10 +413,29 @@ class SerialStateProjection:
         self._store = store
 
     async def apply(self, facts: Sequence[EventFacts]) -> ProjectionUpdate:
-        inserted = await self._store.add_facts(facts)
+        # Computed from the stored facts plus this batch's, held in memory, and written at
+        # the end in one store call: one sync to disk per batch.
+        inserted = await self._store.new_facts(facts)
         named = {epc for f in inserted for epc in f.names()}
         affected = await self._with_descendants(named)
-        states, findings = await self._recompute(affected)
+        ordered = sorted(affected)
+        chunks = list(_chunks(ordered))
+        # One loader for the whole update: facts read for the intervals serve the states too,
+        # and the fresh intervals are used from memory.
+        loader = _Loader(self._store, inserted)
+        findings: list[Finding] = []
+        by_child: dict[str, list[Interval]] = {}
+        for chunk in chunks:
+            found, problems = await self._intervals_of(chunk, loader)
+            by_child.update(found)
+            findings.extend(problems)
+        states: list[SerialState] = []
+        for chunk in chunks:
+            chunk_states, problems = await self._states_of(chunk, loader)
+            states.extend(chunk_states)
+            findings.extend(problems)
+        intervals = [i for child in ordered for i in by_child[child]]
+        await self._store.write_update(inserted, ordered, intervals, states)
         return ProjectionUpdate(tuple(inserted), tuple(states), tuple(findings))
 
     async def rebuild(self, facts: Iterable[EventFacts] | None = None) -> int:
@@ -420,9 +454,13 @@ class SerialStateProjection:
         count = 0
         # Intervals first, for all, so that states can read any ancestor's containment.
         for chunk in _chunks(everything):
-            await self._recompute_intervals(chunk, _Loader(self._store))
+            by_child, _ = await self._intervals_of(chunk, _Loader(self._store))
+            await self._store.replace_intervals(
+                chunk, [i for child in chunk for i in by_child[child]]
+            )
         for chunk in _chunks(everything):
-            states, _ = await self._recompute_states(chunk, _Loader(self._store))
+            states, _ = await self._states_of(chunk, _Loader(self._store))
+            await self._store.put_states(states)
             count += len(states)
         return count
 
@@ -435,23 +473,10 @@ class SerialStateProjection:
             affected |= frontier
         return affected
 
-    async def _recompute(self, affected: set[str]) -> tuple[list[SerialState], list[Finding]]:
-        ordered = sorted(affected)
-        chunks = list(_chunks(ordered))
-        # One loader for the whole update: facts read for the intervals serve the states too,
-        # and the fresh intervals are used from memory instead of being read back.
-        loader = _Loader(self._store)
-        findings: list[Finding] = []
-        for chunk in chunks:
-            findings.extend(await self._recompute_intervals(chunk, loader))
-        states: list[SerialState] = []
-        for chunk in chunks:
-            chunk_states, chunk_findings = await self._recompute_states(chunk, loader)
-            states.extend(chunk_states)
-            findings.extend(chunk_findings)
-        return states, findings
-
-    async def _recompute_intervals(self, children: Sequence[str], loader: _Loader) -> list[Finding]:
+    async def _intervals_of(
+        self, children: Sequence[str], loader: _Loader
+    ) -> tuple[dict[str, list[Interval]], list[Finding]]:
+        """Containment of each child (handed to ``loader`` too), and what was wrong in it."""
         facts = await loader.facts(children)
         parents = {
             f.parent_id
@@ -460,7 +485,6 @@ class SerialStateProjection:
             if f.is_aggregation() and f.parent_id and child in f.child_epcs
         }
         all_facts = {**facts, **await loader.facts(parents - set(facts))}
-        intervals: list[Interval] = []
         by_child: dict[str, list[Interval]] = {}
         findings: list[Finding] = []
         for child in children:
@@ -468,15 +492,12 @@ class SerialStateProjection:
             relevant = list(own)
             for parent in {f.parent_id for f in own if f.parent_id and f.parent_id != child}:
                 relevant.extend(all_facts.get(parent, ()))
-            found, problems = intervals_for_child(child, relevant)
-            by_child[child] = found
-            intervals.extend(found)
+            by_child[child], problems = intervals_for_child(child, relevant)
             findings.extend(problems)
-        await self._store.replace_intervals(children, intervals)
         loader.known_intervals(by_child)
-        return findings
+        return by_child, findings
 
-    async def _recompute_states(
+    async def _states_of(
         self, epcs: Sequence[str], loader: _Loader
     ) -> tuple[list[SerialState], list[Finding]]:
         await loader.load(epcs)
@@ -499,7 +520,6 @@ class SerialStateProjection:
             # Findings name their serial: a fold that found anything is not shared.
             if key is not None and not problems:
                 shared[key] = state
-        await self._store.put_states(states)
         return states, findings
 
 
@@ -533,18 +553,25 @@ class _Loader:
     """Fetches, level by level, the facts and intervals of identifiers and all their ancestors;
     each identifier's facts and intervals are read once per loader."""
 
-    def __init__(self, store: ProjectionStore) -> None:
+    def __init__(self, store: ProjectionStore, pending: Sequence[EventFacts] = ()) -> None:
         self._store = store
         self._facts: dict[str, list[EventFacts]] = {}
         self._intervals: dict[str, list[Interval]] = {}
+        # Facts of this update not yet written: read as if they were stored.
+        self._pending: dict[str, list[EventFacts]] = {}
+        for f in pending:
+            for epc in dict.fromkeys(f.names()):
+                self._pending.setdefault(epc, []).append(f)
 
     async def facts(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
         """The facts of ``epcs`` (only those with any), read from the store when not yet."""
         wanted = [epc for epc in epcs if epc not in self._facts]
         if wanted:
             found = await self._store.facts_for(wanted)
+            pending = self._pending
             for epc in wanted:
-                self._facts[epc] = found.get(epc, [])
+                stored = found.get(epc, [])
+                self._facts[epc] = stored + pending[epc] if epc in pending else stored
         return {epc: self._facts[epc] for epc in epcs if self._facts[epc]}
 
     def known_intervals(self, by_child: dict[str, list[Interval]]) -> None:

@@ -103,31 +103,25 @@ class SQLiteTraceabilityStore:
     # --- projection ------------------------------------------------------------------
 
     async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
-        cache = self._cache
+        return await self._run(lambda db: _add_facts(db, self._cache, facts))
 
-        def work(db: sqlite3.Connection) -> list[EventFacts]:
-            # Which are new is asked once, then all are written in one executemany: a
-            # statement per fact cost more than the rest of storing it. The worker thread is
-            # the store's only writer, so nothing comes in between.
-            seen = set(_existing(db, [f.hash_id for f in facts]))
-            inserted: list[EventFacts] = []
-            for item in facts:  # in order, the first of equal hashes, as single inserts did
-                if item.hash_id not in seen:
-                    seen.add(item.hash_id)
-                    inserted.append(item)
-            db.executemany(
-                "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
-                [(item.hash_id, item.to_json()) for item in inserted],
-            )
-            for item in inserted:
-                cache.put(item)
-            db.executemany(
-                "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
-                [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
-            )
-            return inserted
+    async def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        return await self._run(lambda db: _new_facts(db, facts))
 
-        return await self._run(work)
+    async def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        # One transaction, so one sync to disk per capture batch instead of three.
+        def work(db: sqlite3.Connection) -> None:
+            _add_facts(db, self._cache, facts)
+            _replace_intervals(db, children, intervals)
+            _put_states(db, states)
+
+        await self._run(work)
 
     async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
         return await self._run(lambda db: _facts_for(db, self._cache, epcs))
@@ -151,33 +145,10 @@ class SQLiteTraceabilityStore:
     async def replace_intervals(
         self, children: Collection[str], intervals: Sequence[Interval]
     ) -> None:
-        iso = memo_iso()
-
-        def work(db: sqlite3.Connection) -> None:
-            for batch in _batches(children):
-                db.execute(
-                    _select_in("DELETE FROM trace_intervals", "child", len(batch)),
-                    batch,
-                )
-            db.executemany(
-                "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
-                "end_hash) VALUES (:child, :parent, :start_time, :start_hash, :end_time, "
-                ":end_hash)",
-                [interval_to_row(i, iso) for i in intervals],
-            )
-
-        await self._run(work)
+        await self._run(lambda db: _replace_intervals(db, children, intervals))
 
     async def put_states(self, states: Sequence[SerialState]) -> None:
-        encoder = StateEncoder()
-
-        def work(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
-                [(s.epc, s.gtin, s.lot, encoder.encode(s)) for s in states],
-            )
-
-        await self._run(work)
+        await self._run(lambda db: _put_states(db, states))
 
     async def clear_projection(self) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -351,6 +322,57 @@ class SQLiteTraceabilityStore:
 
 
 # --- work run on the worker thread (shared by single calls and combined ones) ---------------
+
+
+def _new_facts(db: sqlite3.Connection, facts: Sequence[EventFacts]) -> list[EventFacts]:
+    """The facts not stored yet, in order, the first of equal hashes (as inserting one by one
+    with INSERT OR IGNORE reported them). One query: a statement per fact cost more than the
+    rest of storing it."""
+    seen = set(_existing(db, [f.hash_id for f in facts]))
+    fresh: list[EventFacts] = []
+    for item in facts:
+        if item.hash_id not in seen:
+            seen.add(item.hash_id)
+            fresh.append(item)
+    return fresh
+
+
+def _add_facts(
+    db: sqlite3.Connection, cache: FactsCache, facts: Sequence[EventFacts]
+) -> list[EventFacts]:
+    inserted = _new_facts(db, facts)
+    db.executemany(
+        "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
+        [(item.hash_id, item.to_json()) for item in inserted],
+    )
+    for item in inserted:
+        cache.put(item)
+    db.executemany(
+        "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
+        [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
+    )
+    return inserted
+
+
+def _replace_intervals(
+    db: sqlite3.Connection, children: Collection[str], intervals: Sequence[Interval]
+) -> None:
+    iso = memo_iso()
+    for batch in _batches(children):
+        db.execute(_select_in("DELETE FROM trace_intervals", "child", len(batch)), batch)
+    db.executemany(
+        "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
+        "end_hash) VALUES (:child, :parent, :start_time, :start_hash, :end_time, :end_hash)",
+        [interval_to_row(i, iso) for i in intervals],
+    )
+
+
+def _put_states(db: sqlite3.Connection, states: Sequence[SerialState]) -> None:
+    encoder = StateEncoder()
+    db.executemany(
+        "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
+        [(s.epc, s.gtin, s.lot, encoder.encode(s)) for s in states],
+    )
 
 
 def _facts_for(
