@@ -115,9 +115,11 @@ class Ledger:
             return ()
         async with self._lock:
             entries = await self.store.append(records, datetime.now(UTC))
-            for entry in entries:
-                if self._tree.append_leaf_hash(entry.leaf_hash) != entry.index:
-                    raise LedgerError("the ledger store and the in-memory tree disagree")
+            first = self._tree.size
+            if any(entry.index != first + n for n, entry in enumerate(entries)):
+                raise LedgerError("the ledger store and the in-memory tree disagree")
+            # One pass per tree level for the whole batch (appends come a page at a time).
+            self._tree.extend_leaf_hashes([entry.leaf_hash for entry in entries])
             return entries
 
     def root(self, size: int | None = None) -> bytes:

@@ -70,7 +70,8 @@ class SQLiteLedgerStore:
                 for offset, (kind, record_id, digest) in enumerate(records)
             ]
             db.executemany("INSERT INTO ledger_leaves VALUES (?, ?, ?, ?, ?)", rows)
-            return [_entry(row) for row in rows]
+            # ``at`` is what _entry would parse back from ``stamp``, once per batch.
+            return [LedgerEntry(row[0], row[1], row[2], row[3], at) for row in rows]
 
         return await self._run(work)
 

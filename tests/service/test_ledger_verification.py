@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,9 +12,10 @@ from hypothesis import strategies as st
 
 import service.ledger_verification as verification
 from service.checkpoints import Checkpoint
-from service.ledger import LedgerEntry
+from service.ledger import Ledger, LedgerEntry, LedgerError, leaf_data
 from service.ledger_verification import Finding, verify_ledger
-from service.merkle import MerkleTree
+from service.merkle import MerkleTree, leaf_hash
+from service.sqlite_ledger_store import SQLiteLedgerStore
 
 _AT = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -112,7 +114,7 @@ async def test_batched_verify_equals_the_plain_algorithm(
         gap = data.draw(st.integers(min_value=1, max_value=size - 1))
         del entries[gap]
     expected, root = _reference(entries, current)
-    report = await verify_ledger(ListLedgerStore(entries), Digests(current), lambda _: None)
+    report = await verify_ledger(ListLedgerStore(entries), Digests(current), lambda _: None)  # type: ignore[arg-type]
     assert report.findings == expected
     assert report.leaves == len([e for n, e in enumerate(entries) if e.index == n])
     tree = MerkleTree(e.leaf_hash for n, e in enumerate(entries) if e.index == n)
@@ -128,4 +130,37 @@ async def test_a_failing_record_store_is_not_swallowed(monkeypatch: pytest.Monke
     monkeypatch.setattr(verification, "_BATCH", 2)
     entries = [LedgerEntry(i, "event", f"r{i}", f"{i:064x}", _AT) for i in range(7)]
     with pytest.raises(OSError, match="store gone"):
-        await verify_ledger(ListLedgerStore(entries), FailingDigests(), lambda _: None)
+        await verify_ledger(ListLedgerStore(entries), FailingDigests(), lambda _: None)  # type: ignore[arg-type]
+
+
+class WrongIndexStore(ListLedgerStore):
+    """Answers appends with indexes that skip one, as a store edited behind our back would."""
+
+    async def append(
+        self, records: Sequence[tuple[str, str, str]], at: datetime
+    ) -> Sequence[LedgerEntry]:
+        return [LedgerEntry(n * 2, k, r, d, at) for n, (k, r, d) in enumerate(records)]
+
+
+async def test_batched_appends_build_the_tree_of_their_leaves(tmp_path: Path) -> None:
+    store = SQLiteLedgerStore(tmp_path / "ledger.sqlite3")
+    await store.open()
+    try:
+        ledger = Ledger(store)
+        records = [("event", f"r{n}", f"{n:064x}") for n in range(37)]
+        for start, end in ((0, 1), (1, 2), (2, 19), (19, 37)):
+            entries = await ledger.append(records[start:end])
+            assert [e.index for e in entries] == list(range(start, end))
+        expected = MerkleTree(leaf_hash(leaf_data(*record)) for record in records)
+        assert ledger.size == 37
+        assert ledger.root() == expected.root()
+        assert ledger.root(20) == expected.root(20)
+    finally:
+        await store.close()
+
+
+async def test_appends_the_store_numbers_wrongly_are_refused() -> None:
+    ledger = Ledger(WrongIndexStore([]))  # type: ignore[arg-type]
+    with pytest.raises(LedgerError, match="disagree"):
+        await ledger.append([("event", "a", "00" * 32), ("event", "b", "11" * 32)])
+    assert ledger.size == 0
