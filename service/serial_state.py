@@ -557,6 +557,7 @@ class _Loader:
         self._store = store
         self._facts: dict[str, list[EventFacts]] = {}
         self._intervals: dict[str, list[Interval]] = {}
+        self._reached: dict[str, frozenset[str]] = {}
         # Facts of this update not yet written: read as if they were stored.
         self._pending: dict[str, list[EventFacts]] = {}
         for f in pending:
@@ -579,6 +580,7 @@ class _Loader:
         self._intervals.update(by_child)
 
     async def load(self, epcs: Iterable[str]) -> None:
+        self._reached.clear()  # containers may become known: reachability is asked again
         frontier = set(epcs)
         while frontier:
             unknown = [epc for epc in frontier if epc not in self._intervals]
@@ -598,20 +600,25 @@ class _Loader:
         each lists it among its EPCs, which decides commissioning), its intervals and current
         containers; None when ``epc`` is among its own ancestors (bad data: not shared)."""
         intervals = tuple(self._intervals.get(epc, ()))
-        if intervals and epc in self._ancestors(intervals):
+        if any(epc in self._reach(i.parent) for i in intervals):
             return None
         own = tuple((f.hash_id, epc in f.epcs) for f in self._facts.get(epc, ()))
         return (own, tuple((i.parent, i.start, i.end) for i in intervals), parent, top)
 
-    def _ancestors(self, intervals: Iterable[Interval]) -> set[str]:
+    def _reach(self, parent: str) -> frozenset[str]:
+        """``parent`` and every container it was ever in; kept, as siblings share them."""
+        known = self._reached.get(parent)
+        if known is not None:
+            return known
         found: set[str] = set()
-        frontier = [i.parent for i in intervals]
+        frontier = [parent]
         while frontier:
-            parent = frontier.pop()
-            if parent not in found:
-                found.add(parent)
-                frontier.extend(i.parent for i in self._intervals.get(parent, ()))
-        return found
+            name = frontier.pop()
+            if name not in found:
+                found.add(name)
+                frontier.extend(i.parent for i in self._intervals.get(name, ()))
+        self._reached[parent] = reached = frozenset(found)
+        return reached
 
     def intervals_of(self, epc: str) -> Sequence[Interval]:
         return self._intervals.get(epc, ())
