@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from epcis.model import (
     XmlElement,
 )
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "run_ledger"]
 
 GTIN = "00300010123455"
 LOT = "LOT-BENCH-1"
@@ -359,7 +360,9 @@ def _child(command: str, folder: Path, argument: int = 0) -> dict[str, Any]:
         "import json, sys, asyncio, resource; from pathlib import Path; import bench.exports as b;"
         f"c, f, a = {command!r}, Path({str(folder)!r}), {argument};"
         "r = asyncio.run(b._export(f)) if c == 'export' else "
-        "(b._verify(f) if c == 'verify' else b._sign(f, a));"
+        "(b._verify(f) if c == 'verify' else "
+        "asyncio.run(b._ledger_verify(f, b._query_store_events(a))) if c == 'ledger-verify' "
+        "else b._sign(f, a));"
         "r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1);"
         "print(json.dumps(r))"
     )
@@ -369,6 +372,186 @@ def _child(command: str, folder: Path, argument: int = 0) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+# --- ledger ---------------------------------------------------------------------------------
+
+OUT = Path(__file__).resolve().parent / "out"
+_APPEND_BATCH = 1000
+
+
+def _query_store_events(count: int) -> Path | None:
+    """The events file of bench.query_store's cached store of ``count`` events, if built."""
+    path = OUT / f"query-store-{count}" / "events.sqlite3"
+    return path if (OUT / f"query-store-{count}" / "stamp").exists() and path.exists() else None
+
+
+def _stored_digests(events: Path) -> Iterator[tuple[str, str, str]]:
+    """(kind, hash ID, digest) of every stored event, read-only, in insertion order."""
+    import hashlib
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{events}?mode=ro", uri=True)
+    try:
+        for hash_id, body in db.execute("SELECT hash_id, body FROM events ORDER BY rowid"):
+            yield "event", hash_id, hashlib.sha256(body).hexdigest()
+    finally:
+        db.close()
+
+
+async def _append(
+    path: Path, records: Iterator[tuple[str, str, str]], batch_size: int = _APPEND_BATCH
+) -> tuple[int, float, float]:
+    """Append through ``Ledger.append`` in batches; answer (leaves, wall s, CPU s) of the calls.
+
+    CPU time is the whole process's (the store's thread included) while the calls run.
+    """
+    from service.ledger import Ledger
+    from service.sqlite_ledger_store import SQLiteLedgerStore
+
+    store = SQLiteLedgerStore(path)
+    await store.open()
+    try:
+        ledger = Ledger(store)
+        await ledger.load()
+        count, spent, cpu = 0, 0.0, 0.0
+        batch: list[tuple[str, str, str]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) == batch_size:
+                spent, cpu = await _timed_append(ledger, batch, spent, cpu)
+                count, batch = count + len(batch), []
+        if batch:
+            spent, cpu = await _timed_append(ledger, batch, spent, cpu)
+            count += len(batch)
+        return count, spent, cpu
+    finally:
+        await store.close()
+
+
+async def _timed_append(
+    ledger: Any, batch: list[tuple[str, str, str]], spent: float, cpu: float
+) -> tuple[float, float]:
+    started, used = time.perf_counter(), time.process_time()
+    await ledger.append(batch)
+    return spent + time.perf_counter() - started, cpu + time.process_time() - used
+
+
+def _ledger_build(folder: Path, events: Path) -> dict[str, Any]:
+    """The cached ledger over every event of the query store, with one signed checkpoint."""
+    done = folder / "done"
+    stamp = f"{events.resolve()} {events.stat().st_size}"
+    if done.exists() and done.read_text() == stamp:
+        return {"cached": True}
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    built = asyncio.run(_ledger_fill(folder, events))
+    done.write_text(stamp)
+    return built
+
+
+async def _ledger_fill(folder: Path, events: Path) -> dict[str, Any]:
+    from service.keys import KeyRing
+    from service.ledger import Ledger
+    from service.sqlite_ledger_store import SQLiteLedgerStore
+
+    count, spent, _ = await _append(folder / "ledger.sqlite3", _stored_digests(events))
+    keyring = KeyRing(folder / "keys", b"bench passphrase")
+    keyring.generate()
+    store = SQLiteLedgerStore(folder / "ledger.sqlite3")
+    await store.open()
+    try:
+        ledger = Ledger(store)
+        await ledger.load()
+        await ledger.checkpoint(keyring)
+    finally:
+        await store.close()
+    return {"cached": False, "leaves": count, "append_seconds": round(spent, 1)}
+
+
+def _ledger_appends(leaves: int, batch_size: int) -> dict[str, Any]:
+    """Appends of ``leaves`` synthetic records to a fresh ledger, ``batch_size`` per call.
+
+    Each call is one SQLite transaction (synchronous=FULL: one fsync), so the wall rate on a
+    shared disk says more about the disk than the code; CPU per leaf is the code's cost.
+    """
+    import hashlib
+
+    records = (
+        ("event", f"ni:///sha-256;{n:064x}?ver=CBV2.0", hashlib.sha256(b"%d" % n).hexdigest())
+        for n in range(leaves)
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as name:
+        count, spent, cpu = asyncio.run(_append(Path(name) / "ledger.sqlite3", records, batch_size))
+    return {
+        "leaves": count,
+        "batch": batch_size,
+        "seconds": round(spent, 2),
+        "leaves_per_second": round(count / spent),
+        "cpu_us_per_leaf": round(cpu / count * 1e6, 1),
+        "leaves_per_cpu_second": round(count / cpu),
+    }
+
+
+def _link(folder: Path, events: Path) -> Path:
+    link = folder / "events.sqlite3"
+    link.symlink_to(events.resolve())
+    return link
+
+
+async def _ledger_verify(folder: Path, events: Path) -> dict[str, Any]:
+    """``dscsa ledger verify``'s work (service.commands.ledger.verify) on the cached ledger."""
+    from service.commands.ledger import AuditRecordDigests, public_keys
+    from service.ledger_verification import verify_ledger
+    from service.sqlite_ledger_store import SQLiteLedgerStore
+    from service.sqlite_store import SQLiteEventStore
+
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as name:
+        # The events file is only read; the store's side files go to the temporary folder.
+        link = await asyncio.to_thread(_link, Path(name), events)
+        store = SQLiteEventStore(link, Path(name) / "data")
+        await store.open()
+        ledger_store = SQLiteLedgerStore(folder / "ledger.sqlite3")
+        await ledger_store.open()
+        try:
+            keys = public_keys(folder / "keys")
+            cpu, started = time.process_time(), time.perf_counter()
+            report = await verify_ledger(ledger_store, AuditRecordDigests(store), keys.get)
+            seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+        finally:
+            await ledger_store.close()
+            await store.close()
+    return {
+        "leaves": report.leaves,
+        "checkpoints": report.checkpoints,
+        "ok": report.ok,
+        "findings": len(report.findings),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+    }
+
+
+def run_ledger(quick: bool = False) -> dict[str, Any]:
+    """Ledger appends and ``dscsa ledger verify`` over the cached query store's events."""
+    size = 30_000 if quick else 1_000_000
+    leaves = 20_000 if quick else 1_000_000
+    appends = [_ledger_appends(leaves, 1_000), _ledger_appends(leaves, 10_000)]
+    events = _query_store_events(size)
+    if events is None:
+        return {
+            "appends": appends,
+            "verify": f"skipped: no bench/out/query-store-{size} (python -m bench.query_store)",
+        }
+    folder = OUT / f"ledger-{size}"
+    built = _ledger_build(folder, events)
+    verify = _child("ledger-verify", folder, size)
+    return {
+        "appends": appends,
+        "ledger_cache": built,
+        "verify": verify,
+        "targets": {"append_leaves_per_second": 50_000, "verify_seconds_1m": 60},
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -390,6 +573,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "xml_sign_rss_probe_mb": 2 if quick else 4,
         "xml_sign": sign,
         "targets": {"export_seconds": 15, "export_peak_rss_mb": 500, "verify_seconds": 5},
+        "ledger": run_ledger(quick),
         "parent_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -397,4 +581,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 main = run
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    if "--ledger" in sys.argv:
+        print(json.dumps(run_ledger(quick="--quick" in sys.argv), indent=2))
+    else:
+        print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
