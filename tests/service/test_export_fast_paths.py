@@ -5,6 +5,7 @@ order (what build_bundle did before), and the whole bundle is the same either wa
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import zipfile
@@ -13,6 +14,8 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import service.export_xml as export_xml
 from epcis.jsonld_reader import event_from_jsonld
@@ -219,3 +222,38 @@ async def test_cached_timelines_equal_the_former_rendering(tmp_path: Path) -> No
         assert export_report.timeline_svg(entries, parties) == former
         assert export_report.timeline_svg(entries, parties, cache) == former
     assert len(cache) < sum(len(entries) for entries in timelines)
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+_JSON = st.recursive(
+    _JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=6)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_JSON)
+def test_manifest_json_is_json_dumps_with_indent_one(value: object) -> None:
+    assert export_bundle.manifest_json(value) == json.dumps(value, indent=1, sort_keys=True)
+
+
+def test_manifest_json_hands_other_values_to_json_dumps() -> None:
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    assert export_bundle.manifest_json({"a": [Level.ONE]}) == '{\n "a": [\n  1\n ]\n}'
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        export_bundle.manifest_json({"a": [datetime(2026, 1, 1, tzinfo=UTC)]})
+    with pytest.raises(TypeError):
+        export_bundle.manifest_json({1: "a", "b": 2})
