@@ -489,6 +489,11 @@ class SerialStateProjection:
         findings: list[Finding] = []
         for child in children:
             own = facts.get(child, [])
+            if not any(child in f.child_epcs for f in own if f.is_aggregation()):
+                # Only an aggregation listing the child starts or ends its containment, or is
+                # wrong about it: without one there is nothing to find (the common case).
+                by_child[child] = []
+                continue
             relevant = list(own)
             for parent in {f.parent_id for f in own if f.parent_id and f.parent_id != child}:
                 relevant.extend(all_facts.get(parent, ()))
