@@ -48,6 +48,9 @@ _INSERT = (
 
 Row = tuple[Any, ...]
 
+# json.dumps with non-default separators builds a new encoder per call; one per verification.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 def _row(entry: VerificationLogEntry) -> Row:
     data = entry_to_dict(entry)
@@ -61,7 +64,7 @@ def _row(entry: VerificationLogEntry) -> Row:
         entry.gtin,
         entry.serial,
         entry.lot,
-        json.dumps(data, separators=(",", ":")),
+        _COMPACT.encode(data),
     )
 
 
