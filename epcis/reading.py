@@ -9,7 +9,7 @@ from typing import BinaryIO, cast
 
 from epcis.errors import UnsupportedFormatError
 from epcis.model import DocumentFormat, DocumentHead, EPCISDocument, Event
-from epcis.xml_reader import format_of_root, iter_xml, read_xml_document
+from epcis.xml_reader import Reread, format_of_root, iter_xml, read_xml_document
 from epcis.xml_safety import MAX_PROLOG_BYTES, check_prolog, read_prolog
 
 __all__ = ["ReadLimits", "detect_format", "iter_document", "read_document"]
@@ -106,14 +106,25 @@ def iter_document(
     *,
     limits: ReadLimits = ReadLimits(),
     source_name: str | None = None,
+    validate: bool = False,
 ) -> Iterator[DocumentHead | Event]:
-    """The :class:`DocumentHead` first, then each event in document order, streamed."""
+    """The :class:`DocumentHead` first, then each event in document order, streamed.
+
+    ``validate`` checks EPCIS XML against our XSD in the same parse (much cheaper than
+    :func:`epcis.validation.validate_xml` before reading): a violation raises
+    :class:`SchemaViolationError`, with problems located by line and element path when the
+    source is bytes or a seekable stream, at the first element read after it, so events before
+    it may already have been yielded. JSON-LD is not affected (see ``validate_jsonld``).
+    """
+    reread = _reread(source) if validate else None  # where the document starts
     document_format, stream = _prefixed(source, limits)
     if document_format is DocumentFormat.JSONLD_2_0:
         from epcis.jsonld_reader import iter_jsonld
 
         return iter_jsonld(stream, limits=limits, source_name=source_name)
-    return iter_xml(stream, limits=limits, source_name=source_name)
+    return iter_xml(
+        stream, limits=limits, source_name=source_name, validate=validate, reread=reread
+    )
 
 
 def read_document(
@@ -121,8 +132,13 @@ def read_document(
     *,
     limits: ReadLimits = ReadLimits(),
     source_name: str | None = None,
+    validate: bool = False,
 ) -> EPCISDocument:
-    """The whole document in memory (XML document-level extensions included in the head)."""
+    """The whole document in memory (XML document-level extensions included in the head).
+
+    ``validate`` as for :func:`iter_document`.
+    """
+    reread = _reread(source) if validate else None  # where the document starts
     document_format, stream = _prefixed(source, limits)
     if document_format is DocumentFormat.JSONLD_2_0:
         from epcis.jsonld_reader import iter_jsonld
@@ -132,5 +148,26 @@ def read_document(
         assert isinstance(first, DocumentHead)
         rest = [item for item in items if not isinstance(item, DocumentHead)]
         return EPCISDocument.model_construct(head=first, events=tuple(rest))
-    head, events = read_xml_document(stream, limits=limits, source_name=source_name)
+    head, events = read_xml_document(
+        stream, limits=limits, source_name=source_name, validate=validate, reread=reread
+    )
     return EPCISDocument.model_construct(head=head, events=tuple(events))
+
+
+def _reread(source: BinaryIO | bytes) -> Reread | None:
+    """How to read ``source`` again from here, for located schema problems; None if it can't."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return lambda: data
+    try:
+        start = source.tell() if source.seekable() else None
+    except (AttributeError, OSError):
+        start = None
+    if start is None:
+        return None
+
+    def again() -> BinaryIO:
+        source.seek(start)
+        return source
+
+    return again

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "SCHEMA_FILES",
     "XmlSchemaValidator",
+    "problems_from_error_log",
     "schema_dir",
     "validate_jsonld",
     "validate_xml",
@@ -215,6 +216,18 @@ def _read_root(replay: _Replay, source: str | None) -> tuple[Any, Problem | None
     except etree.XMLSyntaxError as error:
         return None, _syntax_problem(error, source)
     return None, Problem("not XML: no root element", source=source)
+
+
+def problems_from_error_log(entries: Iterable[Any], source: str | None) -> list[Problem]:
+    """Problems from libxml2 log entries of a streaming validation (lines where it gave one).
+
+    A reader that validates in its own parse uses these when it cannot read the document a
+    second time for :func:`validate_xml`'s located problems.
+    """
+    return [
+        Problem(_tidy(entry.message), source=source, line=_exact(entry.line), path=entry.path)
+        for entry in list(entries)[:MAX_PROBLEMS]
+    ]
 
 
 def _locate_problems(

@@ -38,6 +38,7 @@ from epcis.errors import (
     InvalidDocumentError,
     InvalidIdentifierError,
     Problem,
+    SchemaViolationError,
     UnsupportedFormatError,
 )
 from epcis.identifiers import canonical_class, canonical_epc
@@ -82,6 +83,7 @@ __all__ = [
     "EPCIS_NAMESPACES",
     "GS1USHC_NS",
     "SBDH_NS",
+    "Reread",
     "format_of_root",
     "iter_xml",
     "read_xml_document",
@@ -1018,6 +1020,48 @@ def _header(element: etree._Element, ctx: _Context) -> EPCISHeader:
     )
 
 
+# --- schema validation in the reader's parse ---------------------------------------------
+
+
+@dataclass(slots=True)
+class _SchemaCheck:
+    """Validation against our XSD inside the reader's own parse (no second parse).
+
+    libxml2 validates as it parses and records violations in the parser's error log; the
+    reader looks at the log before each element it handles. On a violation the located
+    problems (line, element path, better wording) come from :func:`validate_xml` over the
+    document again, which ``again`` opens; without it, from the streaming messages.
+    """
+
+    again: Callable[[], BinaryIO | bytes] | None
+    seen: int = 0  # log entries already looked at (warnings, not violations)
+
+    @staticmethod
+    def schema(namespace: str | None) -> etree.XMLSchema | None:
+        from epcis.validation import validator_for
+
+        validator = validator_for(namespace or "")
+        return None if validator is None else validator.schema
+
+    def check(self, error_log: Any, source_name: str | None) -> None:
+        """Raise :class:`SchemaViolationError` if the log holds a schema violation."""
+        if len(error_log) <= self.seen:
+            return
+        self.seen = len(error_log)
+        violations = [entry for entry in error_log if entry.domain == etree.ErrorDomains.SCHEMASV]
+        if not violations:
+            return
+        from epcis.validation import problems_from_error_log, validate_xml
+
+        problems = validate_xml(self.again(), source_name=source_name) if self.again else []
+        if not problems:
+            problems = problems_from_error_log(violations, source_name)
+        raise SchemaViolationError(
+            f"the document does not conform to our EPCIS XML schema: {problems[0]}",
+            tuple(problems),
+        )
+
+
 # --- the stream --------------------------------------------------------------------------
 
 
@@ -1041,7 +1085,10 @@ class _State:
     trailer: bool = False
 
 
-def _open(source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None) -> BoundedReader:
+def _open(
+    source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None
+) -> tuple[BoundedReader, str | None]:
+    """The document as a bounded stream, and the namespace of its root element."""
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if len(data) > limits.max_bytes:
@@ -1056,34 +1103,50 @@ def _open(source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None)
             "not XML: no root element", (Problem("not XML: no root element", source=source_name),)
         )
     format_of_root(root.namespace, root.local_name)
-    return BoundedReader(prefix, rest, limits.max_bytes)
+    return BoundedReader(prefix, rest, limits.max_bytes), root.namespace
 
 
 def _iter(
-    source: BinaryIO | bytes, limits: ReadLimits, source_name: str | None, *, trailer: bool
+    source: BinaryIO | bytes,
+    limits: ReadLimits,
+    source_name: str | None,
+    *,
+    trailer: bool,
+    schema_check: _SchemaCheck | None = None,
 ) -> Iterator[DocumentHead | Event | _Trailer]:
-    reader = _open(source, limits, source_name)
+    reader, namespace = _open(source, limits, source_name)
     state = _State(_Context(source_name, limits), trailer=trailer)
+    schema = schema_check.schema(namespace) if schema_check is not None else None
+    parser = safe_iterparse(reader, events=("start", "end"), tag=_TAGS, schema=schema)
     try:
-        for action, element in safe_iterparse(reader, events=("start", "end"), tag=_TAGS):
-            # The end of an event in EventList is handled here, not in _step, and the start
-            # of anything but the root and the body is skipped: one generator less per event.
-            if action == "end":
-                if element.tag in _EVENT_NAMES and state.head is not None:
-                    parent = element.getparent()
-                    if parent is not None and parent.tag == "EventList":
-                        yield _convert_event(state, element)
-                        element.clear()
-                        _prune(state, element)
-                        continue
-            elif state.root is not None and element.tag != "EPCISBody":
+        for action, element in parser:
+            # Only the start of the root and of the body matter.
+            if action == "start" and state.root is not None and element.tag != "EPCISBody":
                 continue
+            if schema_check is not None:
+                # libxml2 has validated everything parsed so far: a violation anywhere up to
+                # this element is reported before the reader looks at the element.
+                schema_check.check(parser.error_log, source_name)
+            # The end of an event in EventList is handled here rather than in _step: one
+            # generator less per event.
+            if action == "end" and element.tag in _EVENT_NAMES and state.head is not None:
+                parent = element.getparent()
+                if parent is not None and parent.tag == "EventList":
+                    yield _convert_event(state, element)
+                    element.clear()
+                    _prune(state, element)
+                    continue
             yield from _step(state, action, element)
     except etree.XMLSyntaxError as error:
+        if schema_check is not None:
+            # lxml raises validity errors only once the whole document is parsed.
+            schema_check.check(parser.error_log, source_name)
         problem = Problem(
             f"malformed XML: {error.msg}", source=source_name, line=error.lineno or None
         )
         raise InvalidDocumentError(str(problem), (problem,)) from error
+    if schema_check is not None:
+        schema_check.check(parser.error_log, source_name)
     if state.head is None:
         raise InvalidDocumentError("EPCIS document without EPCISBody")
 
@@ -1244,14 +1307,32 @@ def _end_root(state: _State, element: etree._Element) -> Iterator[_Trailer]:
         yield _Trailer(tuple(extensions))
 
 
+Reread = Callable[[], BinaryIO | bytes]
+
+
 def iter_xml(
     source: BinaryIO | bytes,
     *,
     limits: ReadLimits | None = None,
     source_name: str | None = None,
+    validate: bool = False,
+    reread: Reread | None = None,
 ) -> Iterator[DocumentHead | Event]:
-    """The document head, then each event in document order, read incrementally."""
-    items = _iter(source, _xml_limits(limits), source_name, trailer=False)
+    """The document head, then each event in document order, read incrementally.
+
+    ``validate`` checks the document against our XSD in the same parse and raises
+    :class:`SchemaViolationError` at the first element read after a violation (so events
+    before it may have been yielded); its problems are located by :func:`validate_xml` over
+    what ``reread`` returns (the document from its start), else they carry libxml2's
+    messages only. Bytes are their own ``reread``.
+    """
+    items = _iter(
+        source,
+        _xml_limits(limits),
+        source_name,
+        trailer=False,
+        schema_check=_check(validate, source, reread),
+    )
     return cast(Iterator[DocumentHead | Event], items)
 
 
@@ -1260,11 +1341,17 @@ def read_xml_document(
     *,
     limits: ReadLimits | None = None,
     source_name: str | None = None,
+    validate: bool = False,
+    reread: Reread | None = None,
 ) -> tuple[DocumentHead, list[Event]]:
-    """The whole document: head (with document-level extensions) and all events."""
+    """The whole document: head (with document-level extensions) and all events.
+
+    ``validate`` and ``reread`` as for :func:`iter_xml`.
+    """
     head: DocumentHead | None = None
     events: list[Event] = []
-    for item in _iter(source, _xml_limits(limits), source_name, trailer=True):
+    check = _check(validate, source, reread)
+    for item in _iter(source, _xml_limits(limits), source_name, trailer=True, schema_check=check):
         if isinstance(item, DocumentHead):
             head = item
         elif isinstance(item, _Trailer):
@@ -1274,6 +1361,15 @@ def read_xml_document(
             events.append(item)
     assert head is not None
     return head, events
+
+
+def _check(validate: bool, source: BinaryIO | bytes, reread: Reread | None) -> _SchemaCheck | None:
+    if not validate:
+        return None
+    if reread is None and isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return _SchemaCheck(lambda: data)
+    return _SchemaCheck(reread)
 
 
 def _xml_limits(limits: ReadLimits | None) -> ReadLimits:

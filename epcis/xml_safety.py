@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lxml import etree
 
@@ -213,11 +212,19 @@ def safe_parser() -> etree.XMLParser:
 
 
 def safe_iterparse(
-    source: BoundedReader, *, events: tuple[str, ...], tag: list[str] | None = None
-) -> Iterator[tuple[str, etree._Element]]:
-    """``lxml.etree.iterparse`` with the safe options; call after :func:`check_prolog`."""
-    return etree.iterparse(  # type: ignore[no-any-return]
-        source, events=events, tag=tag, remove_blank_text=False, **_PARSER_OPTIONS
+    source: BoundedReader,
+    *,
+    events: tuple[str, ...],
+    tag: list[str] | None = None,
+    schema: etree.XMLSchema | None = None,
+) -> Any:
+    """``lxml.etree.iterparse`` with the safe options; call after :func:`check_prolog`.
+
+    With ``schema`` libxml2 validates while it parses; violations go to the iterator's
+    ``error_log`` as they are met and are raised only at the end of the document.
+    """
+    return etree.iterparse(
+        source, events=events, tag=tag, remove_blank_text=False, schema=schema, **_PARSER_OPTIONS
     )
 
 
