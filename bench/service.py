@@ -61,6 +61,12 @@ def _free_port() -> int:
         return port
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far, every thread included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -159,12 +165,16 @@ async def _run_capture(capture_file: Path, capture_events: int) -> dict[str, Any
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
                 headers = await server.ready(session)
+                cpu_before = _cpu_seconds(server.process.pid)
                 seconds, job = await _capture(session, server, headers, capture_file)
+                cpu = _cpu_seconds(server.process.pid) - cpu_before
                 if not job["success"] or job["captured"] != capture_events:
                     raise RuntimeError(f"capture did not store every event: {json.dumps(job)}")
                 results["capture_events"] = capture_events
                 results["capture_seconds"] = round(seconds, 2)
                 results["capture_events_per_s"] = round(capture_events / seconds)
+                # CPU per event, all server threads: steadier than the rate on a busy machine.
+                results["capture_server_cpu_us_per_event"] = round(cpu / capture_events * 1e6)
                 results["server_peak_rss_mb"] = round(_peak_rss_mb(server.process.pid), 1)
         finally:
             server.stop()
