@@ -684,7 +684,6 @@ def _collect(
     element: etree._Element,
     ctx: _Context,
     values: dict[str, Any],
-    where: dict[str, etree._Element],
     lists: tuple[list[XmlElement], list[XmlElement], list[str]],
     *,
     wrapped: bool,
@@ -701,7 +700,7 @@ def _collect(
             if tag[0] == "{":
                 lists[1].append(xml_element(child, limits))
             elif tag == "extension" or tag == "baseExtension":
-                _collect(child, ctx, values, where, lists, wrapped=True)
+                _collect(child, ctx, values, lists, wrapped=True)
             elif tag == "certificationInfo":
                 lists[2].append(_text(child, limits))
             elif wrapped:
@@ -710,7 +709,7 @@ def _collect(
                 raise _ContentError(f"unknown element {tag}", child)
             continue
         field_name, convert, of_text = handler
-        if field_name in where:
+        if field_name in values:
             raise _ContentError(f"{tag} appears twice", child)
         if of_text:
             # Most fields are text: _text is inlined, its checks kept.
@@ -724,7 +723,6 @@ def _collect(
         else:
             assert convert is not None
             values[field_name] = convert(child, ctx)
-        where[field_name] = child
 
 
 _ACTIONS = {action.value: action for action in Action}
@@ -783,14 +781,19 @@ _ELEMENT_OF_FIELD = {field_name: tag for tag, (field_name, _, _) in _HANDLERS.it
 _FIELDS = {name: frozenset(model.model_fields) for name, model in EPCIS_EVENT_TYPES.items()}
 
 
+def _element_of(event: etree._Element, field_name: str) -> etree._Element:
+    """The element of an event that gave ``field_name`` (to locate a problem)."""
+    tag = _ELEMENT_OF_FIELD[field_name]
+    return next((child for child in _flatten(event) if child.tag == tag), event)
+
+
 def _event(element: etree._Element, ctx: _Context) -> Event:
     name = element.tag
-    values: dict[str, Any] = {}
-    where: dict[str, etree._Element] = {}
+    values: dict[str, Any] = {}  # in document order: error locations are found from it
     local: list[XmlElement] = []
     other: list[XmlElement] = []
     certification: list[str] = []
-    _collect(element, ctx, values, where, (local, other, certification), wrapped=False)
+    _collect(element, ctx, values, (local, other, certification), wrapped=False)
     # Un-namespaced extension content (1.2 "##local" inside extension wrappers) comes first.
     values["extensions"] = tuple(local + other) if local or other else ()
     values["certification_info"] = tuple(certification) if certification else ()
@@ -799,14 +802,19 @@ def _event(element: etree._Element, ctx: _Context) -> Event:
         raise _ContentError("eventTimeZoneOffset is missing", element)
     if not _valid_offset(offset):
         raise _ContentError(
-            f"invalid eventTimeZoneOffset {offset!r}", where["event_time_zone_offset"]
+            f"invalid eventTimeZoneOffset {offset!r}",
+            _element_of(element, "event_time_zone_offset"),
         )
     ctx.offset = offset
     if "event_time" not in values:
         raise _ContentError("eventTime is missing", element)
     for time_field in ("event_time", "record_time"):
         if time_field in values:
-            values[time_field] = _time(values[time_field], where[time_field], offset)
+            text = values[time_field]
+            parsed = _parsed_time(text, offset)
+            if parsed is None:
+                _time_problem(text, _element_of(element, time_field), offset)
+            values[time_field] = parsed
     # Parts that carry times are converted once the offset is known.
     if "error_declaration" in values:
         values["error_declaration"] = _error_declaration(values["error_declaration"], ctx)
@@ -821,11 +829,13 @@ def _event(element: etree._Element, ctx: _Context) -> Event:
     if "biz_location" in values:
         values["biz_location"], values["biz_location_extensions"] = values["biz_location"]
     allowed = _FIELDS[name]
-    if not where.keys() <= allowed:
-        for field_name, child in where.items():
+    if not values.keys() <= allowed:
+        for field_name in values:
             if field_name not in allowed:
                 element_name = _ELEMENT_OF_FIELD[field_name]
-                raise _ContentError(f"{element_name} is not allowed in {name}", child)
+                raise _ContentError(
+                    f"{element_name} is not allowed in {name}", _element_of(element, field_name)
+                )
     if "action" in allowed and "action" not in values:
         raise _ContentError(f"{name} without action", element)
     model = EPCIS_EVENT_TYPES[name]
