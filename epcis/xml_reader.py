@@ -362,6 +362,11 @@ def _split(tag: str) -> tuple[str | None, str]:
     return None, tag
 
 
+# lxml's getchildren() makes the list of children in one call, about twice as fast as iterating
+# an element; the type stubs leave it out (ElementTree deprecates it, lxml keeps it).
+_children: Callable[[etree._Element], list[etree._Element]] = etree._Element.getchildren  # type: ignore[attr-defined]
+
+
 def xml_element(element: etree._Element, limits: ReadLimits, depth: int = 0) -> XmlElement:
     """Any element as a lossless :class:`XmlElement` tree (comments dropped)."""
     if depth > limits.max_depth:
@@ -371,7 +376,7 @@ def xml_element(element: etree._Element, limits: ReadLimits, depth: int = 0) -> 
         tuple(
             [
                 xml_element(child, limits, depth + 1)
-                for child in element
+                for child in _children(element)
                 if isinstance(child.tag, str)
             ]
         )
@@ -422,8 +427,9 @@ def _epc_list(element: etree._Element, ctx: _Context) -> tuple[str, ...]:
     # checked in one regular-expression match over its texts rather than one by one; a match
     # implies every child is an <epc> whose text is non-blank, unpadded, within the length
     # limit and already canonical (the newline count rules out texts that contain one).
-    texts = [child.text for child in element.iterchildren("epc")]
-    if texts and len(texts) == len(element) and None not in texts:
+    children = _children(element)
+    texts = [child.text for child in children if child.tag == "epc"]
+    if texts and len(texts) == len(children) and None not in texts:
         joined = "\n".join(texts)  # type: ignore[arg-type]
         if (
             len(joined) <= ctx.limits.max_text_length
@@ -690,7 +696,7 @@ def _collect(
 ) -> None:
     limits = ctx.limits
     max_text = limits.max_text_length
-    for child in element:
+    for child in _children(element):
         tag = child.tag
         # Standard elements first: one dict lookup (comments' tags are not keys either).
         handler = _HANDLERS.get(tag)
@@ -743,7 +749,9 @@ def _cbv(kind: vocabulary.CBVKind) -> Callable[[str], str]:
 
 def _ilmd(element: etree._Element, ctx: _Context) -> tuple[XmlElement, ...]:
     limits = ctx.limits
-    return tuple([xml_element(child, limits) for child in element if isinstance(child.tag, str)])
+    return tuple(
+        [xml_element(child, limits) for child in _children(element) if isinstance(child.tag, str)]
+    )
 
 
 # Element name -> (field, converter, whether the converter takes the element's text). A text
