@@ -251,3 +251,16 @@ async def test_a_capture_with_nothing_new_still_reports_the_document() -> None:
     document: Any = type("D", (), {"document_id": "d"})()
     await runner.after_commit(object(), document)  # type: ignore[arg-type]
     assert recorder.calls == [(True, True, [])]
+
+
+async def test_the_last_full_chunk_is_final_when_nothing_is_left_over(tmp_path: Path) -> None:
+    recorder = _Recorder()
+    runner = HookRunner([recorder], tmp_path / "spool")
+    ids = [f"h{n}" for n in range(CHUNK * 2)]
+    runner.hold([(h,) for h in ids])
+    document: Any = type("D", (), {"document_id": "d"})()
+    await runner.after_commit(object(), document)  # type: ignore[arg-type]
+    assert [(first, final, len(items)) for first, final, items in recorder.calls] == [
+        (True, False, CHUNK),
+        (False, True, CHUNK),
+    ]
