@@ -21,7 +21,7 @@ from lxml import etree
 from pydantic import BaseModel, ValidationError
 
 from epcis import xml_reader
-from epcis.errors import InvalidDocumentError, InvalidIdentifierError
+from epcis.errors import EPCISError, InvalidDocumentError, InvalidIdentifierError
 from epcis.identifiers import canonical_epc
 from epcis.model import DocumentFormat, DocumentHead, EPCISDocument, ObjectEvent, XmlElement
 from epcis.reading import ReadLimits, iter_document, read_document
@@ -84,8 +84,10 @@ def _read_all(data: bytes) -> list[Any]:
 def test_models_built_from_corpus_files_match_construct_and_validation(path: Path) -> None:
     try:
         items = _read_all(path.read_bytes())
-    except Exception as error:
-        pytest.skip(f"not a document the reader accepts: {type(error).__name__}")
+    except EPCISError:
+        # A file the reader refuses (test_xml_corpus checks which and why) builds no models;
+        # refusing it cleanly, with a domain error, is all there is to check here.
+        return
     models = _models(items)
     assert models
     for model in models:
