@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -39,8 +38,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from epcis.errors import InvalidIdentifierError
-from epcis.identifiers import epc_match_key
 from epcis.jsonld_writer import head_to_jsonld
 from epcis.model import (
     DocumentFormat,
@@ -56,7 +53,6 @@ from epcis.model import (
     VocabularyElement,
     XmlElement,
 )
-from epcis.query import EpcFilter, EventQuery
 from service.checkpoints import Checkpoint
 from service.containment import EventFacts
 from service.export_report import ReportData, write_report
@@ -70,7 +66,7 @@ from service.ledger_records import event_digest
 from service.master_data import PartyRecord, ProductRecord
 from service.merkle import MerkleTree
 from service.settings import package_version
-from service.store import EventIndex, EventRecord, EventStore, PageRequest, Visibility
+from service.store import EventRecord, EventStore
 from service.traceability_store import ExceptionFilter, TraceabilityStore
 from service.verification_log import LogFilter, VerificationLog
 
@@ -102,9 +98,7 @@ _NAMESPACES = {
 }
 # Up to this many records, proofs come one by one from the ledger; above, one pass over it.
 _PROOFS_ONE_BY_ONE = 1000
-_FETCH_CONCURRENCY = 8
 _LEAF_BATCH = 10_000
-_KEYS_PER_QUERY = 400
 
 CSV_COLUMNS = (
     "transaction_event",
@@ -168,9 +162,7 @@ async def build_bundle(
     """Write the bundle for ``request`` to ``target`` (a .zip path)."""
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     contents = await resolve_scope(request.scope, sources.events, sources.trace)
-    records = await _fetch_events(
-        sources.events, contents, [*contents.facts, *contents.scope_events]
-    )
+    records = await _fetch_events(sources.events, [*contents.facts, *contents.scope_events])
     missing_events = sorted(set(contents.facts) - records.keys())
     ordered = sorted(records.values(), key=lambda r: (r.event_time, r.hash_id))
     products, parties = await _master_data(sources.trace, contents, ordered)
@@ -241,56 +233,11 @@ async def build_bundle(
 # --- reading ----------------------------------------------------------------------------------
 
 
-async def _fetch_events(
-    events: EventStore, contents: ScopeContents, hash_ids: Sequence[str]
-) -> dict[str, EventRecord]:
-    """The stored events by hash: pages of events naming the identifiers in scope (and their
-    containers) first, which costs a query per few thousand events, then one by one."""
-    wanted = set(hash_ids)
-    found: dict[str, EventRecord] = {}
-    everything = Visibility.everything()
-    names = {*contents.targets}
-    names.update(p for entries in contents.timelines.values() for e in entries for p in e.via)
-    keys = sorted({_match_key(name) for name in names})
-    for start in range(0, len(keys), _KEYS_PER_QUERY):
-        query = EventQuery(
-            match_any_epc=EpcFilter(exact=frozenset(keys[start : start + _KEYS_PER_QUERY]))
-        )
-        token: str | None = None
-        while len(found) < len(wanted):
-            page = await events.query_events(
-                query, everything, PageRequest(per_page=2000, token=token)
-            )
-            found.update((r.hash_id, _slim(r)) for r in page.records if r.hash_id in wanted)
-            token = page.next_token
-            if token is None:
-                break
-    limit = asyncio.Semaphore(_FETCH_CONCURRENCY)
-
-    async def one(hash_id: str) -> None:
-        async with limit:
-            record = await events.get_event(hash_id, everything)
-        if record is not None and record.hash_id == hash_id:
-            found[hash_id] = _slim(record)
-
-    await asyncio.gather(*(one(h) for h in wanted - found.keys()))
-    return found
-
-
-_NO_INDEX = EventIndex()
-
-
-def _slim(record: EventRecord) -> EventRecord:
-    """The record without its query index, which no part of a bundle uses: tens of thousands
-    of decoded indexes were a third of a large export's peak memory."""
-    return dataclasses.replace(record, index=_NO_INDEX)
-
-
-def _match_key(identifier: str) -> str:
-    try:
-        return epc_match_key(identifier)
-    except InvalidIdentifierError:
-        return identifier
+async def _fetch_events(events: EventStore, hash_ids: Sequence[str]) -> dict[str, EventRecord]:
+    """The stored events by hash, read in bulk without their query index, which no part of a
+    bundle uses (decoding it was a tenth of a large export's time, holding it a third of its
+    peak memory)."""
+    return await events.event_records(list(dict.fromkeys(hash_ids)))
 
 
 async def _master_data(
@@ -892,7 +839,9 @@ def _encode_list(value: list[Any] | tuple[Any, ...], newline: str) -> str:
 def _zip(work: Path, target: Path) -> tuple[str, int]:
     temporary = target.with_suffix(".partial")
     names = [*_CONTENT_FILES, "manifest.json", "manifest.sig"]
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+    # Level 1: the zip is the last, serial step of an export; on a 10,000-serial lot's
+    # 132 MB of members it takes 0.6 s instead of level 6's 1.65 s for 14 MB instead of 12.
+    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for name in names:
             z.write(work / name, arcname=name)
     temporary.replace(target)

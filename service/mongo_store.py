@@ -35,6 +35,7 @@ from service.store import (
     CaptureJob,
     CaptureProblem,
     DocumentRecord,
+    EventIndex,
     EventRecord,
     Page,
     PageCursor,
@@ -98,6 +99,9 @@ def _event_document(record: EventRecord, sender: str, capture_id: str) -> dict[s
     }
 
 
+_NO_INDEX = EventIndex()
+
+
 def _event_record(document: Mapping[str, Any]) -> EventRecord:
     return EventRecord(
         hash_id=document["hash_id"],
@@ -107,7 +111,7 @@ def _event_record(document: Mapping[str, Any]) -> EventRecord:
         record_time=from_micros(document["record_time"]),
         document_id=document["document_id"],
         body=bytes(document["body"]),
-        index=index_from_json(document["index"]),
+        index=index_from_json(document["index"]) if "index" in document else _NO_INDEX,
     )
 
 
@@ -418,6 +422,15 @@ class MongoEventStore:
             chunk = list(hash_ids[start : start + 1000])
             async for document in self._events.find({"hash_id": {"$in": chunk}}, projection):
                 found[document["hash_id"]] = bytes(document["body"])
+        return found
+
+    async def event_records(self, hash_ids: Sequence[str]) -> dict[str, EventRecord]:
+        found: dict[str, EventRecord] = {}
+        projection = {"_id": 0, "keys": 0, "index": 0}
+        for start in range(0, len(hash_ids), 1000):
+            chunk = list(hash_ids[start : start + 1000])
+            async for document in self._events.find({"hash_id": {"$in": chunk}}, projection):
+                found[document["hash_id"]] = _event_record(document)
         return found
 
     # --- capture jobs -----------------------------------------------------------------------

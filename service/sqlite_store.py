@@ -128,6 +128,9 @@ _SELECT_EVENT = (
     "SELECT e.hash_id, coalesce(e.event_id, e.hash_id), e.event_type, e.event_time, "
     "e.record_time, e.document_id, e.body, e.index_json FROM events e"
 )
+# The same without the index, whose decoding (~40 us per row) bulk readers do not need.
+_SELECT_RECORD = _SELECT_EVENT.replace(", e.index_json FROM", " FROM")
+_NO_INDEX = EventIndex()
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
@@ -246,6 +249,7 @@ def _key_rows(rowid: int, record: EventRecord) -> list[tuple[str, str, int]]:
 
 
 def _event_record(row: sqlite3.Row | tuple[Any, ...]) -> EventRecord:
+    """A stored row as a record; a ``None`` index column (not selected) gives an empty index."""
     hash_id, event_id, event_type, event_time, record_time, document_id, body, index = row
     return EventRecord(
         hash_id=hash_id,
@@ -255,7 +259,7 @@ def _event_record(row: sqlite3.Row | tuple[Any, ...]) -> EventRecord:
         record_time=from_micros(record_time),
         document_id=document_id,
         body=bytes(body),
-        index=_decode_index(index),
+        index=_NO_INDEX if index is None else _decode_index(index),
     )
 
 
@@ -651,6 +655,18 @@ class SQLiteEventStore:
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT hash_id, body FROM events WHERE hash_id IN ({marks})"  # noqa: S608
                 found.update((h, bytes(body)) for h, body in events.execute(sql, chunk))
+            return found
+
+        return await self._read(read)
+
+    async def event_records(self, hash_ids: Sequence[str]) -> dict[str, EventRecord]:
+        def read(events: sqlite3.Connection, _: sqlite3.Connection) -> dict[str, EventRecord]:
+            found: dict[str, EventRecord] = {}
+            for chunk in _chunks(hash_ids, 900):  # below SQLite's 999 bound parameters
+                sql = f"{_SELECT_RECORD} WHERE e.hash_id IN ({_marks(len(chunk))})"
+                for row in events.execute(sql, chunk):
+                    record = _event_record((*row, None))
+                    found[record.hash_id] = record
             return found
 
         return await self._read(read)

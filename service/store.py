@@ -279,6 +279,12 @@ class EventStore(Protocol):
         bulk and regardless of visibility: for audits such as ledger verification."""
         ...
 
+    async def event_records(self, hash_ids: Sequence[str]) -> dict[str, EventRecord]:
+        """The stored events with these hash IDs (absent ones left out), read in bulk and
+        regardless of visibility, with an empty query index (``EventIndex()``): for exports,
+        which need records by the ten thousand and never their index."""
+        ...
+
     # --- capture jobs ---------------------------------------------------------------------
 
     async def put_capture_job(self, job: CaptureJob) -> None:

@@ -82,7 +82,7 @@ async def test_child_process_thread_and_former_path_give_the_same_bundle(
         # The former path: every stored body back to a model, written in (time, hash) order.
         contents = await resolve_scope(scope, stores.events, stores.trace)
         records = await export_bundle._fetch_events(
-            stores.events, contents, [*contents.facts, *contents.scope_events]
+            stores.events, [*contents.facts, *contents.scope_events]
         )
         ordered = sorted(records.values(), key=lambda r: (r.event_time, r.hash_id))
         products, parties = await export_bundle._master_data(stores.trace, contents, ordered)

@@ -39,6 +39,7 @@ from service.store import (
     CaptureJob,
     CaptureProblem,
     DocumentRecord,
+    EventIndex,
     EventStore,
     PageRequest,
     PartnerRecord,
@@ -240,6 +241,18 @@ async def test_event_bodies_reads_stored_json_in_bulk(store: EventStore) -> None
     bodies = await store.event_bodies(wanted)
     assert bodies == {item.record.hash_id: item.record.body for item in items}
     assert await store.event_bodies([]) == {}
+
+
+async def test_event_records_reads_records_in_bulk_without_their_index(store: EventStore) -> None:
+    await capture_all(store)
+    items = all_stored()
+    wanted = [item.record.hash_id for item in items] + ["0" * 64]
+    wanted += [f"absent-{n}" for n in range(1000)]  # more than one statement's worth
+    records = await store.event_records(wanted)
+    assert records == {
+        item.record.hash_id: replace(item.record, index=EventIndex()) for item in items
+    }
+    assert await store.event_records([]) == {}
 
 
 # --- query -----------------------------------------------------------------------------------
