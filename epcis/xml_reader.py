@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from epcis import vocabulary
 from epcis.errors import (
     DocumentTooLargeError,
+    EPCISError,
     InvalidDocumentError,
     InvalidIdentifierError,
     Problem,
@@ -1141,20 +1142,30 @@ def _iter(
             # Only the start of the root and of the body matter.
             if action == "start" and state.root is not None and element.tag != "EPCISBody":
                 continue
-            if schema_check is not None:
-                # libxml2 has validated everything parsed so far: a violation anywhere up to
-                # this element is reported before the reader looks at the element.
+            if action == "start" and schema_check is not None:
+                # The root or the body: the header is checked before the head is yielded.
                 schema_check.check(parser.error_log, source_name)
             # The end of an event in EventList is handled here rather than in _step: one
             # generator less per event.
             if action == "end" and element.tag in _EVENT_NAMES and state.head is not None:
                 parent = element.getparent()
                 if parent is not None and parent.tag == "EventList":
+                    if schema_check is not None:
+                        # libxml2 has validated everything parsed so far: a violation up to
+                        # here is reported before the event is built or yielded. Looking
+                        # only here (and before any reader error) instead of at every
+                        # element cost a quarter less per event.
+                        schema_check.check(parser.error_log, source_name)
                     yield _convert_event(state, element)
                     element.clear()
                     _prune(state, element)
                     continue
             yield from _step(state, action, element)
+    except EPCISError:
+        if schema_check is not None:
+            # A schema violation wins over the reader's own account of the same problem.
+            schema_check.check(parser.error_log, source_name)
+        raise
     except etree.XMLSyntaxError as error:
         if schema_check is not None:
             # lxml raises validity errors only once the whole document is parsed.
