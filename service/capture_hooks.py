@@ -16,10 +16,8 @@ import asyncio
 import logging
 import pickle
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -27,18 +25,14 @@ from epcis.errors import Problem
 from epcis.model import DocumentHead, EPCISHeader, EventBase
 from service.containment import EventFacts
 from service.dscsa_checks import (
-    CaptureOutcome,
     CheckMode,
     DSCSACheckFailedError,
-    _close_answered,
     _document_findings,
-    _receipt_findings,
+    facts_committed,
 )
-from service.exception_records import ExceptionRecord, Finding
+from service.exception_records import Finding
 from service.ledger import Ledger
 from service.ledger_records import event_digest
-from service.master_data import extract_master_data
-from service.serial_state import SerialStateProjection
 from service.store import DocumentRecord, EventRecord
 from service.traceability_store import TraceabilityStore
 
@@ -50,7 +44,6 @@ __all__ = [
     "HookRunner",
     "LedgerHook",
     "TraceabilityHook",
-    "facts_committed",
     "precheck_facts",
 ]
 
@@ -94,55 +87,6 @@ class CaptureHook(Protocol):
 
 
 # --- the traceability projection and the DSCSA checks -------------------------------------------
-
-
-async def facts_committed(
-    store: TraceabilityStore,
-    facts: Sequence[EventFacts],
-    *,
-    header: EPCISHeader | None = None,
-    document_id: str | None = None,
-    partner_id: str | None = None,
-) -> CaptureOutcome:
-    """``dscsa_checks.on_events_committed`` for facts already derived from the events.
-
-    The same steps in the same order (master data, projection, findings of this batch,
-    document checks when a header is given, receipts, answered exceptions); it takes facts so
-    the capture need not keep model events until the commit.
-    """
-    master = extract_master_data(header)
-    await store.put_products(master.products)
-    await store.put_parties(master.parties)
-    update = await SerialStateProjection(store).apply(facts)
-    batch = {f.hash_id for f in update.inserted}
-    findings = [f for f in update.findings if batch.intersection(f.event_hashes)]
-    if header is not None:
-        findings.extend(await _document_findings(store, header, update.inserted))
-    findings.extend(await _receipt_findings(store, update.inserted))
-    now = datetime.now(UTC)
-    records = [
-        _exception(finding, now, document_id, partner_id)
-        for finding in {f.key: f for f in findings}.values()
-    ]
-    stored = await store.add_exceptions(records)
-    await _close_answered(store, update, now)
-    return CaptureOutcome(len(update.states), tuple(stored))
-
-
-def _exception(
-    finding: Finding, now: datetime, document_id: str | None, partner_id: str | None
-) -> ExceptionRecord:
-    return ExceptionRecord(
-        exception_id=uuid.uuid4().hex,
-        key=finding.key,
-        type=finding.type,
-        detail=finding.detail,
-        created_at=now,
-        document_id=document_id,
-        partner_id=partner_id,
-        identifiers=finding.identifiers,
-        event_hashes=finding.event_hashes,
-    )
 
 
 async def precheck_facts(

@@ -13,7 +13,6 @@ Two kinds of check:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ __all__ = [
     "CheckMode",
     "DSCSACheckFailedError",
     "document_findings",
+    "facts_committed",
     "on_events_committed",
     "precheck",
 ]
@@ -223,10 +223,25 @@ async def on_events_committed(
     left out or not: facts already known are skipped). Pass the document's header with the
     first batch of a document so its master data and transaction statement are checked.
     """
+    facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
+    return await facts_committed(
+        store, facts, header=header, document_id=document_id, partner_id=partner_id
+    )
+
+
+async def facts_committed(
+    store: TraceabilityStore,
+    facts: Sequence[EventFacts],
+    *,
+    header: EPCISHeader | None = None,
+    document_id: str | None = None,
+    partner_id: str | None = None,
+) -> CaptureOutcome:
+    """:func:`on_events_committed` for facts already derived from the events, so that a
+    capture need not keep model events until its commit."""
     master = extract_master_data(header)
     await store.put_products(master.products)
     await store.put_parties(master.parties)
-    facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
     update = await SerialStateProjection(store).apply(facts)
     batch = {f.hash_id for f in update.inserted}
     findings = [f for f in update.findings if batch.intersection(f.event_hashes)]
@@ -235,17 +250,7 @@ async def on_events_committed(
     findings.extend(await _receipt_findings(store, update.inserted))
     now = datetime.now(UTC)
     records = [
-        ExceptionRecord(
-            exception_id=uuid.uuid4().hex,
-            key=finding.key,
-            type=finding.type,
-            detail=finding.detail,
-            created_at=now,
-            document_id=document_id,
-            partner_id=partner_id,
-            identifiers=finding.identifiers,
-            event_hashes=finding.event_hashes,
-        )
+        ExceptionRecord.of(finding, now, document_id=document_id, partner_id=partner_id)
         for finding in {f.key: f for f in findings}.values()
     ]
     stored = await store.add_exceptions(records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -108,6 +109,28 @@ class ExceptionRecord:
     identifiers: tuple[str, ...] = ()
     event_hashes: tuple[str, ...] = ()
     resolutions: tuple[Resolution, ...] = field(default=())
+
+    @classmethod
+    def of(
+        cls,
+        finding: Finding,
+        created_at: datetime,
+        *,
+        document_id: str | None = None,
+        partner_id: str | None = None,
+    ) -> ExceptionRecord:
+        """A new record of ``finding``: a fresh ID, no resolution yet."""
+        return cls(
+            exception_id=uuid.uuid4().hex,
+            key=finding.key,
+            type=finding.type,
+            detail=finding.detail,
+            created_at=created_at,
+            document_id=document_id,
+            partner_id=partner_id,
+            identifiers=finding.identifiers,
+            event_hashes=finding.event_hashes,
+        )
 
     @property
     def status(self) -> ExceptionStatus:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -187,19 +186,6 @@ def _facts(record: EventRecord) -> EventFacts:
     return EventFacts.from_event(event, record.hash_id, record.document_id)
 
 
-def _record(finding: Finding, document_id: str | None, now: datetime) -> ExceptionRecord:
-    return ExceptionRecord(
-        exception_id=uuid.uuid4().hex,
-        key=finding.key,
-        type=finding.type,
-        detail=finding.detail,
-        created_at=now,
-        document_id=document_id,
-        identifiers=finding.identifiers,
-        event_hashes=finding.event_hashes,
-    )
-
-
 async def check_product_without_data(
     events: EventStore,
     traceability: TraceabilityStore,
@@ -223,7 +209,7 @@ async def check_product_without_data(
                 tuple(missing),
                 (receipt.hash_id,),
             )
-            records.append(_record(finding, record.document_id, moment))
+            records.append(ExceptionRecord.of(finding, moment, document_id=record.document_id))
     return await traceability.add_exceptions(records)
 
 
@@ -250,7 +236,7 @@ async def check_data_without_product(
                 tuple(missing),
                 (shipment.hash_id,),
             )
-            records.append(_record(finding, record.document_id, moment))
+            records.append(ExceptionRecord.of(finding, moment, document_id=record.document_id))
     return await traceability.add_exceptions(records)
 
 
