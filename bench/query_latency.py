@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from bench.query_store import _BLOCK_EVENTS, QueryStore
-from bench.service import _random_items, _Server
+from bench.service import _query_latencies, _random_items, _Server
 
 __all__ = ["main", "measure_http", "measure_stages"]
 
@@ -76,10 +76,12 @@ async def measure_http(
             timeout = aiohttp.ClientTimeout(total=None)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 headers = await server.ready(session)
-                await _round_trips(session, server.base, headers, _random_items(store, _WARM_UP, 1))
+                await _query_latencies(
+                    session, server.base, headers, _random_items(store, _WARM_UP, 1)
+                )
                 spy = _py_spy(server.process.pid, profile) if profile else None
                 threads = _thread_cpu(server.process.pid)
-                latencies = await _round_trips(
+                latencies = await _query_latencies(
                     session, server.base, headers, _random_items(store, queries, 7)
                 )
                 after = _thread_cpu(server.process.pid)
@@ -112,22 +114,6 @@ def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
     )
     time.sleep(1.0)
     return spy
-
-
-async def _round_trips(
-    session: aiohttp.ClientSession, base: str, headers: dict[str, str], epcs: list[str]
-) -> list[float]:
-    latencies = []
-    for epc in epcs:
-        start = time.perf_counter()
-        async with session.get(
-            f"{base}/events", params={"MATCH_epc": epc}, headers=headers
-        ) as response:
-            body = await response.read()
-        latencies.append((time.perf_counter() - start) * 1000)
-        if response.status != 200 or b"ObjectEvent" not in body:
-            raise RuntimeError(f"query for {epc} failed: {response.status}")
-    return latencies
 
 
 async def _render(bodies: list[bytes]) -> bytes:
