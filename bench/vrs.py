@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +47,7 @@ __all__ = [
     "LoadResult",
     "Probe",
     "Server",
+    "closed_loop",
     "drive",
     "populate",
     "probes",
@@ -428,6 +429,36 @@ class LoadResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
+async def closed_loop(
+    session: aiohttp.ClientSession,
+    pending: Iterator[URL],
+    headers: Mapping[str, str],
+    deadline: float,
+    workers: int,
+    result: LoadResult,
+) -> None:
+    """``workers`` clients sharing ``pending``, each sending its next request only once its
+    answer is in, until ``pending`` ends or ``deadline`` passes; into ``result``."""
+
+    async def worker() -> None:
+        for url in pending:
+            sent = time.perf_counter()
+            if sent >= deadline:
+                return
+            try:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if ok:
+                result.latencies_ms.append((time.perf_counter() - sent) * 1000)
+            else:
+                result.errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
 async def drive(
     server: Server, urls: Sequence[str], connections: int, max_seconds: float
 ) -> LoadResult:
@@ -443,23 +474,7 @@ async def drive(
         cpu_client, cpu_server = time.process_time(), server.cpu_seconds()
         cpu_loop = server.main_thread_cpu_seconds()
 
-        async def worker() -> None:
-            for url in pending:
-                sent = time.perf_counter()
-                if sent > deadline:
-                    return
-                try:
-                    async with session.get(url, headers=headers) as response:
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if ok:
-                    result.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                else:
-                    result.errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await closed_loop(session, pending, headers, deadline, connections, result)
         result.seconds = time.perf_counter() - start
         result.client_cpu_s = time.process_time() - cpu_client
         result.server_cpu_s = server.cpu_seconds() - cpu_server

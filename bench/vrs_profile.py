@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bench.vrs import LoadResult, Server, populate, probes
+from bench.vrs import LoadResult, Server, closed_loop, populate, probes
 
 __all__ = ["OCI_2024", "STAGES", "TARGETS", "run"]
 
@@ -45,23 +45,7 @@ async def stage(server: Server, users: int, seconds: float, urls: list[str]) -> 
         start = time.perf_counter()
         deadline = start + seconds
 
-        async def user() -> None:
-            for url in pending:
-                sent = time.perf_counter()
-                if sent >= deadline:
-                    return
-                try:
-                    async with session.get(url, headers=server.headers) as response:
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if ok:
-                    result.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                else:
-                    result.errors += 1
-
-        await asyncio.gather(*(user() for _ in range(users)))
+        await closed_loop(session, pending, server.headers, deadline, users, result)
         result.seconds = time.perf_counter() - start
     return result
 
