@@ -98,12 +98,12 @@ def lot_events(serials: int) -> Iterator[Event]:
     )
     cases = serials // _CASE_SIZE
     clock = 0
-    for n in range(serials):
-        clock += 1
-        yield ObjectEvent(
+
+    def commissioning(clock: int, epc: str) -> ObjectEvent:
+        return ObjectEvent(
             event_time=_at(clock),
             event_time_zone_offset="+00:00",
-            epc_list=(_item(n),),
+            epc_list=(epc,),
             action=Action.ADD,
             biz_step="commissioning",
             disposition="active",
@@ -111,20 +111,14 @@ def lot_events(serials: int) -> Iterator[Event]:
             biz_location=MANUFACTURER,
             ilmd=ilmd,
         )
+
+    for n in range(serials):
+        clock += 1
+        yield commissioning(clock, _item(n))
     for case in range(cases):
         clock += 1
         children = tuple(_item(case * _CASE_SIZE + k) for k in range(_CASE_SIZE))
-        yield ObjectEvent(
-            event_time=_at(clock),
-            event_time_zone_offset="+00:00",
-            epc_list=(_case(case),),
-            action=Action.ADD,
-            biz_step="commissioning",
-            disposition="active",
-            read_point=MANUFACTURER,
-            biz_location=MANUFACTURER,
-            ilmd=ilmd,
-        )
+        yield commissioning(clock, _case(case))
         yield AggregationEvent(
             event_time=_at(clock + 1),
             event_time_zone_offset="+00:00",
