@@ -90,7 +90,12 @@ class LedgerStore(Protocol):
 
 
 class Ledger:
-    """The tree in memory (rebuilt from the store at start) in front of its store."""
+    """The tree in memory (rebuilt from the store at start) in front of its store.
+
+    Another process may append to the same store (``dscsa capture`` beside ``dscsa serve``):
+    the tree then catches up from the store before it appends, signs or proves, so it never
+    signs a stale head or refuses a proof for a record the other process ledgered.
+    """
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
@@ -103,11 +108,32 @@ class Ledger:
 
     async def load(self) -> None:
         tree = MerkleTree()
-        async for entry in self.store.iter_entries():
-            if entry.index != tree.size:
-                raise LedgerError(f"ledger leaf {tree.size} is missing; run 'dscsa ledger verify'")
-            tree.append_leaf_hash(entry.leaf_hash)
+        await self._read_into(tree, None)
         self._tree = tree
+
+    async def _read_into(self, tree: MerkleTree, stop: int | None) -> None:
+        """Extend ``tree`` with the stored leaves from its size up to ``stop`` (or the end)."""
+        batch: list[bytes] = []
+        async for entry in self.store.iter_entries(tree.size):
+            if stop is not None and entry.index >= stop:
+                break
+            if entry.index != tree.size + len(batch):
+                missing = tree.size + len(batch)
+                raise LedgerError(f"ledger leaf {missing} is missing; run 'dscsa ledger verify'")
+            batch.append(entry.leaf_hash)
+            if len(batch) >= 10_000:
+                tree.extend_leaf_hashes(batch)
+                batch = []
+        tree.extend_leaf_hashes(batch)
+
+    async def refresh(self) -> None:
+        """Take in what other processes appended since the tree was last read."""
+        async with self._lock:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        if await self.store.size() > self._tree.size:
+            await self._read_into(self._tree, None)
 
     async def append(self, records: Sequence[tuple[str, str, str]]) -> Sequence[LedgerEntry]:
         """Append (kind, record_id, hex digest) records; answer their entries."""
@@ -115,8 +141,13 @@ class Ledger:
             return ()
         async with self._lock:
             entries = await self.store.append(records, datetime.now(UTC))
-            first = self._tree.size
-            if any(entry.index != first + n for n, entry in enumerate(entries)):
+            first = entries[0].index
+            if first > self._tree.size:
+                # Leaves another process appended before ours: read them, then add ours.
+                await self._read_into(self._tree, first)
+            if first != self._tree.size or any(
+                entry.index != first + n for n, entry in enumerate(entries)
+            ):
                 raise LedgerError("the ledger store and the in-memory tree disagree")
             # One pass per tree level for the whole batch (appends come a page at a time).
             self._tree.extend_leaf_hashes([entry.leaf_hash for entry in entries])
@@ -128,12 +159,15 @@ class Ledger:
     async def checkpoint(self, keyring: KeyRing) -> Checkpoint:
         """Sign the current tree head and keep it."""
         async with self._lock:
+            await self._catch_up()
             checkpoint = sign_checkpoint(keyring, self._tree.size, self._tree.root())
             await self.store.add_checkpoint(checkpoint)
             return checkpoint
 
     async def inclusion(self, kind: str, record_id: str, size: int | None = None) -> InclusionProof:
         entry = await self.store.find(kind, record_id)
+        if entry is not None and entry.index >= self._tree.size:
+            await self.refresh()
         tree_size = self._tree.size if size is None else size
         if entry is None or entry.index >= tree_size:
             raise LedgerError(f"no {kind} {record_id} in the ledger at size {tree_size}")

@@ -41,6 +41,7 @@ def _checkpoint_json(checkpoint: Checkpoint) -> dict[str, object]:
 
 
 async def list_checkpoints(request: web.Request) -> web.Response:
+    await request.app[LEDGER].refresh()
     checkpoints = await request.app[LEDGER].store.checkpoints()
     keyring = request.app[KEYRING]
     keys = {info.key_id: keyring.public_pem(info.key_id).decode() for info in keyring.key_infos()}
@@ -113,6 +114,8 @@ async def get_consistency(request: web.Request) -> web.Response:
     if old is None or new is None:
         raise web.HTTPBadRequest(text="give from=<tree size> and to=<tree size>")
     ledger = request.app[LEDGER]
+    if new > ledger.size:
+        await ledger.refresh()
     if new > ledger.size:
         raise web.HTTPNotFound(text=f"the ledger has {ledger.size} leaves")
     try:

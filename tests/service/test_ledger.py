@@ -175,3 +175,35 @@ async def test_verify_finds_a_forged_checkpoint_key(
     current = {(kind, rid): digest for kind, rid, digest in records(3)}
     report = await verify_ledger(ledger_store, DictDigests(current), lambda _: wrong_key)
     assert [f.problem for f in report.findings] == ["checkpoint-signature"]
+
+
+async def test_two_processes_appending_to_one_store_keep_one_tree(
+    ledger_store: LedgerStore, tmp_path: Path
+) -> None:
+    """``dscsa capture`` beside ``dscsa serve``: each ledger catches up with the other's leaves."""
+    keyring = KeyRing(tmp_path / "keys", b"passphrase")
+    keyring.generate()
+    server, command_line = Ledger(ledger_store), Ledger(ledger_store)
+    await server.load()
+    await command_line.load()
+    await server.append(records(3))
+    await command_line.append(records(4, "document"))  # behind by 3: reads them first
+    await server.append(records(2, "verification"))  # behind by 4
+    assert server.size == command_line.size + 2 == 9
+
+    proof = await command_line.inclusion("verification", records(2, "verification")[1][1])
+    assert proof.tree_size == 9
+    checkpoint = await command_line.checkpoint(keyring)
+    reloaded = Ledger(ledger_store)
+    await reloaded.load()
+    assert checkpoint.size == 9
+    assert bytes.fromhex(checkpoint.root) == reloaded.root() == server.root()
+    assert verify_inclusion(
+        proof.entry.leaf_hash,
+        proof.entry.index,
+        proof.tree_size,
+        [bytes.fromhex(p) for p in proof.path],
+        reloaded.root(),
+    )
+    await server.refresh()
+    assert server.size == 9
