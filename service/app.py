@@ -2,7 +2,8 @@
 
 Start-up order (``cleanup_ctx``, closed in reverse): event store → traceability store → audit
 ledger → verification log (when a responder GLN is configured) → export store → scheduler
-(checkpoints, grace periods, export deadlines, retention) → capture tracker with its hooks.
+(checkpoints, grace periods, export deadlines, retention) → schema check worker → capture
+tracker with its hooks.
 Captures are drained first on shutdown, while every store they write to is still open.
 """
 
@@ -24,6 +25,7 @@ from service.dscsa_checks import CheckMode
 from service.export_jobs import export_deadline_job
 from service.export_store import export_store_context
 from service.grace_period import GracePolicy, OurParties, run_grace_period_checks
+from service.handlers.capture import schema_check_context
 from service.handlers.exports import export_routes
 from service.handlers.ledger import ledger_routes
 from service.handlers.shipments import shipment_routes
@@ -272,6 +274,7 @@ def create_app(
         app.cleanup_ctx.append(verification_context(vrs))
     app.cleanup_ctx.append(export_store_context())
     app.cleanup_ctx.append(_scheduler_context)
+    app.cleanup_ctx.append(schema_check_context)  # stopped once the captures have drained
     app.cleanup_ctx.append(_captures_context)
     app.on_response_prepare.append(_gs1_headers(settings))
     setup_routes(app)

@@ -6,6 +6,14 @@ at a time, off the event loop: hash ID, eventID, recordTime, JSON-LD body, index
 ``CaptureSession.add_events`` → document bytes stored → commit. With ``rollback`` any bad
 event aborts the whole document; with ``proceed`` bad events are recorded on the job and the
 rest are stored batch by batch.
+
+Schema check of XML: a small document (or any, in strict DSCSA mode) is checked before the job
+exists (a 400 with located problems); a large one is checked by the warm worker of
+``service.schema_check`` while the job reads it, and nothing of it becomes durable or visible
+before the verdict: with ``rollback`` the verdict is awaited before the document bytes are
+stored and the transaction commits, with ``proceed`` (each batch durable once added) before
+the first batch is added. A refused document fails its job with the located problems (the
+400's problem type) and nothing of it is stored; its hooks never run.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from service.capture_hooks import CaptureHook, CapturePolicy, HookRunner, preche
 from service.containment import EventFacts
 from service.event_index import index_event
 from service.problems import error_problem
+from service.schema_check import SchemaChecker
 from service.store import (
     CaptureErrorBehaviour,
     CaptureJob,
@@ -56,6 +65,7 @@ __all__ = [
     "file_document",
     "new_job",
     "read_head",
+    "read_head_or_defer",
     "run_capture",
     "spool",
 ]
@@ -130,8 +140,11 @@ def _document_items(
                 close()
 
 
-def read_head(document: SpooledDocument, limits: ReadLimits, source: str) -> DocumentHead:
-    """Detect the format, read the head and check XML against our schema (400/415 errors)."""
+def read_head(
+    document: SpooledDocument, limits: ReadLimits, source: str, *, check_schema: bool = True
+) -> DocumentHead:
+    """Detect the format, read the head and check XML against our schema (400/415 errors);
+    ``check_schema=False`` leaves the schema check to the caller."""
     with document.path.open("rb") as handle:
         # From the first bytes alone: garbage is a 415, not a malformed-XML 400.
         detect_format(handle.read(MAX_PROLOG_BYTES))
@@ -139,14 +152,39 @@ def read_head(document: SpooledDocument, limits: ReadLimits, source: str) -> Doc
         head = next(items)
     if not isinstance(head, DocumentHead):
         raise EPCISError("reader yielded an event before the document head")
-    if head.format is not DocumentFormat.JSONLD_2_0:
+    if check_schema and head.format is not DocumentFormat.JSONLD_2_0:
         problems = validate_xml(document.path, source_name=source)
         if problems:
-            raise SchemaViolationError(
-                f"the document does not conform to the EPCIS {head.schema_version} schema",
-                tuple(problems),
-            )
+            raise _schema_error(head, problems)
     return head
+
+
+def _schema_error(head: DocumentHead, problems: Sequence[Problem]) -> SchemaViolationError:
+    return SchemaViolationError(
+        f"the document does not conform to the EPCIS {head.schema_version} schema",
+        tuple(problems),
+    )
+
+
+async def read_head_or_defer(
+    document: SpooledDocument,
+    limits: ReadLimits,
+    source: str,
+    policy: CapturePolicy,
+    checker: SchemaChecker | None,
+) -> tuple[DocumentHead, SchemaChecker | None]:
+    """:func:`read_head` off the event loop, leaving a large XML document's schema check to
+    ``checker``; returns the head and the checker ``run_capture`` must use (None when the
+    document was checked here, or needs no XSD check).
+
+    Strict DSCSA mode checks here whatever the size: its precheck reads the whole document
+    before the job exists and must see only schema-valid documents.
+    """
+    deferred = checker is not None and not policy.strict and checker.defers(document.size)
+    head = await asyncio.to_thread(read_head, document, limits, source, check_schema=not deferred)
+    if head.format is DocumentFormat.JSONLD_2_0:
+        return head, None
+    return head, checker if deferred else None
 
 
 def document_senders(document: SpooledDocument, limits: ReadLimits, source: str) -> tuple[str, ...]:
@@ -399,6 +437,12 @@ class _Progress:
             rejected=job.rejected + rejected,
         )
 
+    def refuse(self, error: EPCISError, instance: str | None) -> None:
+        """The whole document is refused before any of it was stored, as the synchronous
+        schema check refuses it with a 400: the one error, and no event counted."""
+        self.errors = [capture_problem(error, instance)]
+        self.job = replace(self.job, success=False, captured=0, duplicates=0, rejected=0)
+
     def finished(self) -> CaptureJob:
         return replace(
             self.job, running=False, finished_at=datetime.now(UTC), errors=tuple(self.errors)
@@ -416,18 +460,24 @@ async def run_capture(
     on_batch: OnBatch | None = None,
     hooks: Sequence[CaptureHook] = (),
     spool_dir: Path | None = None,
+    schema_check: SchemaChecker | None = None,
 ) -> CaptureJob:
     """Capture one spooled document into the store; returns (and stores) the finished job.
 
     ``on_batch(job)`` is called after each batch with the counts so far (progress bars).
     ``hooks`` run once the events they see are durable (see service.capture_hooks); their
     items wait in ``spool_dir`` (default: the system temporary folder) until the commit.
+    ``schema_check`` (from :func:`read_head_or_defer`) checks the XML document against our
+    schema while it is read; nothing of it is stored unless it passes.
     """
     progress = _Progress(job)
     runner = HookRunner(hooks, spool_dir) if hooks else None
+    verdict = _SchemaVerdict(schema_check, document, source) if schema_check else None
     reader = _EventReader(document, limits, source, uuid.uuid4().hex, runner)
     try:
-        await _capture_batches(store, document, reader, progress, instance, on_batch, runner)
+        await _capture_batches(
+            store, document, reader, progress, instance, on_batch, runner, verdict
+        )
     except asyncio.CancelledError:
         progress.fail(
             EPCISError("the server stopped before this capture finished; it was rolled back"),
@@ -441,10 +491,43 @@ async def run_capture(
         progress.fail(EPCISError("the capture failed inside the server"), instance)
         _rolled_back(progress, _atomic(job))
     finally:
+        if verdict is not None:
+            verdict.cancel()
         await reader.close()
         if runner is not None:
             runner.discard()
     return await _finish(store, progress)
+
+
+class _Refused(Exception):
+    """Raised inside the capture session when the schema check refuses the document."""
+
+    def __init__(self, error: EPCISError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _SchemaVerdict:
+    """The worker's schema check of one document, started as the read starts."""
+
+    def __init__(self, checker: SchemaChecker, document: SpooledDocument, source: str) -> None:
+        self._task = asyncio.ensure_future(checker.problems(document.path, source))
+
+    async def require_valid(self, head: DocumentHead) -> None:
+        """Wait for the verdict; raise :class:`_Refused` unless the document is valid."""
+        try:
+            problems = await self._task
+        except EPCISError as error:  # the worker died twice: a server error, nothing stored
+            raise _Refused(error) from error
+        if problems:
+            raise _Refused(_schema_error(head, problems))
+
+    def cancel(self) -> None:
+        """Drop a verdict nobody will wait for (see ``SchemaChecker.problems``)."""
+        if not self._task.done():
+            self._task.cancel()
+        elif not self._task.cancelled():
+            self._task.exception()  # marks a failure of an unused check as seen, not logged
 
 
 def _atomic(job: CaptureJob) -> bool:
@@ -483,6 +566,7 @@ async def _capture_batches(
     instance: str | None,
     on_batch: OnBatch | None,
     hooks: HookRunner | None = None,
+    verdict: _SchemaVerdict | None = None,
 ) -> None:
     atomic = _atomic(progress.job)
     try:
@@ -495,6 +579,12 @@ async def _capture_batches(
         async with store.begin_capture(record, atomic=atomic) as session:
             while True:
                 batch = await reader.batch()
+                if verdict is not None and (batch.problems or not atomic):
+                    # Proceed: each batch is durable once added, so the verdict comes before
+                    # the first one. Rollback: a schema violation is the reason to report,
+                    # not the reader's error it may have caused.
+                    await verdict.require_valid(head)
+                    verdict = None
                 for problem in batch.problems:
                     progress.fail(problem, instance)
                 if atomic and batch.problems:
@@ -517,11 +607,16 @@ async def _capture_batches(
                     on_batch(progress.job)
                 if batch.done:
                     break
+            if verdict is not None:
+                await verdict.require_valid(head)  # before anything becomes durable
             await store.put_document_content(document.sha256, _file_chunks(document.path))
             await session.commit()
             progress.job = replace(progress.job, document_id=reader.document_id)
     except _Rollback:
         _rolled_back(progress, atomic)
+        return
+    except _Refused as refused:
+        progress.refuse(refused.error, instance)
         return
     if hooks is not None:
         if atomic:

@@ -1,4 +1,8 @@
-"""``dscsa capture FILE...``: the capture pipeline straight into the configured store."""
+"""``dscsa capture FILE...``: the capture pipeline straight into the configured store.
+
+A large XML file is checked against our schema by a worker process while it is read (see
+``service.capture``); nothing of a file that fails the check is stored.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,12 @@ from service.capture import (
     dscsa_precheck,
     file_document,
     new_job,
-    read_head,
+    read_head_or_defer,
     run_capture,
 )
 from service.capture_hooks import CapturePolicy
 from service.ledger import Ledger
+from service.schema_check import SchemaChecker
 from service.settings import Settings, SettingsError
 from service.store import CaptureJob, EventStore
 
@@ -94,9 +99,10 @@ async def _capture_all(
         max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
     )
     results = []
-    async with open_capture_stores(settings) as (store, policy):
+    # The worker starts with the first large file (while that file is being read).
+    async with open_capture_stores(settings) as (store, policy), SchemaChecker() as checker:
         for path in files:
-            job = await _capture_one(store, policy, path, limits, settings, proceed)
+            job = await _capture_one(store, policy, path, limits, settings, proceed, checker)
             results.append((path, job))
     return results
 
@@ -108,11 +114,12 @@ async def _capture_one(
     limits: ReadLimits,
     settings: Settings,
     proceed: bool,
+    checker: SchemaChecker,
 ) -> CaptureJob:
     job = new_job(CLI_SENDER, "proceed" if proceed else "rollback")
     try:
         document = await asyncio.to_thread(file_document, path, settings.capture_file_size_limit)
-        await asyncio.to_thread(read_head, document, limits, str(path))
+        _, deferred = await read_head_or_defer(document, limits, str(path), policy, checker)
         await dscsa_precheck(policy, document, limits, str(path))
     except (OSError, EPCISError) as error:
         failure = error if isinstance(error, EPCISError) else EPCISError(str(error))
@@ -135,6 +142,7 @@ async def _capture_one(
             on_batch=progress.update,
             hooks=policy.hooks,
             spool_dir=policy.spool_dir,
+            schema_check=deferred,
         )
     finally:
         progress.close()

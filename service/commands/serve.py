@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from service.app import create_app
+from service.handlers.capture import SCHEMA_CHECK
 from service.settings import Settings, SettingsError
 
 __all__ = ["register", "run"]
@@ -41,6 +42,12 @@ async def _settle_heap(_: web.Application) -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
+async def _warm_schema_check(app: web.Application) -> None:
+    """Start the schema check worker now, so the first large capture does not wait for it."""
+    pid = await app[SCHEMA_CHECK].warm()
+    logging.getLogger(__name__).info("schema check worker ready (pid %d)", pid)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_environ()
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(settings)
+    app.on_startup.append(_warm_schema_check)  # after cleanup_ctx has made the checker
     app.on_startup.append(_settle_heap)  # after the stores' start-up (cleanup_ctx runs first)
     # handler_cancellation stays off: a client hanging up must not cut a capture in half.
     web.run_app(

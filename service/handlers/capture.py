@@ -1,4 +1,8 @@
-"""Capture interface: ``POST /capture`` (asynchronous jobs), ``GET /capture``, ``POST /events``."""
+"""Capture interface: ``POST /capture`` (asynchronous jobs), ``GET /capture``, ``POST /events``.
+
+A large XML document is answered 202 before its schema check, which the app's warm worker
+(``SCHEMA_CHECK``) makes while the job reads it; see ``service.capture``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -26,22 +32,27 @@ from service.capture import (
     dscsa_precheck,
     event_record,
     new_job,
-    read_head,
+    read_head_or_defer,
     run_capture,
     spool,
 )
 from service.capture_hooks import CapturePolicy
+from service.schema_check import SchemaChecker
 from service.settings import Settings
 from service.state import CAPTURE_POLICY, CAPTURES, SETTINGS, STORE
 from service.store import CaptureErrorBehaviour, CaptureJob, EventStore
 
 __all__ = [
+    "SCHEMA_CHECK",
     "capture_document",
     "capture_event",
     "capture_job_json",
     "get_capture_job",
     "list_capture_jobs",
+    "schema_check_context",
 ]
+
+SCHEMA_CHECK = web.AppKey("schema_check", SchemaChecker)
 
 _DOCUMENT_TYPES = frozenset(
     {"application/json", "application/ld+json", "application/xml", "text/xml"}
@@ -73,17 +84,31 @@ def _check_content_type(request: web.Request) -> None:
         )
 
 
+@asynccontextmanager
+async def schema_check_context(app: web.Application) -> AsyncIterator[None]:
+    """The app's schema check worker; started by the first large document (``dscsa serve``
+    warms it at start-up), stopped after the captures have drained."""
+    checker = SchemaChecker()
+    app[SCHEMA_CHECK] = checker
+    try:
+        yield
+    finally:
+        await checker.close()
+
+
 async def _preflight(
     principal: Principal,
     document: SpooledDocument,
     limits: ReadLimits,
     source: str,
     policy: CapturePolicy,
-) -> DocumentHead:
+    checker: SchemaChecker | None = None,
+) -> tuple[DocumentHead, SchemaChecker | None]:
     """Refuse before a job exists: unreadable input (400/415), foreign senders (403) and, in
-    strict mode, documents breaking a DSCSA document rule (422)."""
+    strict mode, documents breaking a DSCSA document rule (422). A large XML document's
+    schema check is left to ``checker`` (returned for the job), a small one's made here."""
     try:
-        head = await asyncio.to_thread(read_head, document, limits, source)
+        head, deferred = await read_head_or_defer(document, limits, source, policy, checker)
         if principal.role is not Role.OPERATOR:
             senders = await asyncio.to_thread(document_senders, document, limits, source)
             require_sender(principal, senders)
@@ -91,7 +116,7 @@ async def _preflight(
     except BaseException:
         document.discard()
         raise
-    return head
+    return head, deferred
 
 
 async def _run_and_discard(
@@ -100,6 +125,7 @@ async def _run_and_discard(
     job: CaptureJob,
     limits: ReadLimits,
     policy: CapturePolicy,
+    schema_check: SchemaChecker | None,
 ) -> CaptureJob:
     try:
         return await run_capture(
@@ -111,6 +137,7 @@ async def _run_and_discard(
             instance=f"/capture/{job.capture_id}",
             hooks=policy.hooks,
             spool_dir=policy.spool_dir,
+            schema_check=schema_check,
         )
     finally:
         document.discard()
@@ -127,11 +154,12 @@ async def capture_document(request: web.Request) -> web.Response:
     document = await spool(request.content.iter_chunked(256 * 1024), settings.spool_dir, limit)
     limits = _limits(settings)
     policy = request.app[CAPTURE_POLICY]
-    await _preflight(principal, document, limits, "body", policy)
+    checker = request.app.get(SCHEMA_CHECK)
+    _, deferred = await _preflight(principal, document, limits, "body", policy, checker)
     job = new_job(principal.partner_id, behaviour)
     store = request.app[STORE]
     await store.put_capture_job(job)
-    request.app[CAPTURES].start(_run_and_discard(store, document, job, limits, policy))
+    request.app[CAPTURES].start(_run_and_discard(store, document, job, limits, policy, deferred))
     return web.Response(status=202, headers={"Location": f"/capture/{job.capture_id}"})
 
 
