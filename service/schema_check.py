@@ -36,9 +36,9 @@ logger = logging.getLogger(__name__)
 #: ones before the 202 (see :meth:`SchemaChecker.defers`).
 DEFER_ABOVE_BYTES = 4 << 20
 
-# An idle worker exits at once when asked; one still busy with the document of a capture
-# that was cancelled is stopped after this many seconds.
-_STOP_GRACE_SECONDS = 2.0
+# An idle worker exits within milliseconds when asked; one still busy at shutdown checks the
+# document of a capture that was cancelled, and is stopped after this many seconds.
+_STOP_GRACE_SECONDS = 0.5
 
 _T = TypeVar("_T")
 
