@@ -4,6 +4,7 @@ job reads them; nothing of a refused document is stored, in either error behavio
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from epcis.errors import Problem
 from service.app import create_app
 from service.audit import LEDGER
 from service.cli import main
+from service.commands.serve import _warm_schema_check
 from service.handlers.capture import SCHEMA_CHECK
 from service.schema_check import SchemaChecker
 from service.settings import Settings
@@ -206,3 +208,22 @@ def test_dscsa_capture_refuses_a_large_invalid_file_and_stores_nothing(
     status, rows = _cli(capsys, *proceed, str(valid))
     assert status == 0
     assert (rows[0]["captured"], rows[0]["duplicates"]) == (EXTRA_EVENTS + 3, 0)
+
+
+# --- dscsa serve ----------------------------------------------------------------------------------
+
+
+async def test_dscsa_serve_warms_the_worker_at_start_up(
+    aiohttp_client: AiohttpClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings)
+    app.on_startup.append(_warm_schema_check)
+    with caplog.at_level(logging.INFO, logger="service.commands.serve"):
+        client = await aiohttp_client(app)
+    (ready,) = [r.getMessage() for r in caplog.records if "schema check worker" in r.message]
+    pid = int(ready.rsplit("pid ", 1)[1].rstrip(")"))
+    assert pid != os.getpid()
+    assert await client.app[SCHEMA_CHECK].warm() == pid  # the same worker, already running
+    await client.close()
+    with pytest.raises(ProcessLookupError):  # stopped with the app
+        os.kill(pid, 0)
