@@ -1,4 +1,12 @@
-"""Typed DSCSA exception records and their append-only resolutions."""
+"""Typed DSCSA exception records and their append-only resolutions and determinations.
+
+An investigation of suspect product ends in a determination (DSCSA §582): ``cleared`` releases
+the hold like any resolution; ``illegitimate`` is final. Once a record holds an illegitimate
+determination its serials stay held as ``illegitimate`` whatever is appended later (notes on
+the FDA Form 3911 notification, quarantine and disposition may still be appended), and no other
+determination or reopening is accepted: terminating an illegitimate-product notification needs
+a consultation with FDA, which this service does not model.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from epcis.errors import EPCISError
+
 __all__ = [
     "HOLD_OF",
+    "Determination",
     "ExceptionRecord",
     "ExceptionStatus",
     "ExceptionType",
     "Finding",
     "Hold",
     "Resolution",
+    "ResolutionRefusedError",
 ]
 
 
@@ -42,6 +54,8 @@ class Hold(StrEnum):
 
     QUARANTINED = "quarantined"
     SUSPECT = "suspect"
+    # Set by a determination, never by a finding: see the module docstring.
+    ILLEGITIMATE = "illegitimate"
     NONE = "none"
 
 
@@ -71,6 +85,20 @@ class ExceptionStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class Determination(StrEnum):
+    """What the investigation of a suspect product concluded."""
+
+    CLEARED = "cleared"
+    ILLEGITIMATE = "illegitimate"
+
+
+class ResolutionRefusedError(EPCISError):
+    """A resolution the record's history does not allow (409): see the module docstring."""
+
+    problem_type = "epcisException:ValidationException"
+    status = 409
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem found in the data, before it is recorded as an exception."""
@@ -88,11 +116,20 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
+    """One appended step: a note and a status, and optionally the investigation's
+    determination and the incident number FDA gave the Form 3911 notification."""
+
     exception_id: str
     note: str
     resolved_by: str
     resolved_at: datetime
     status: ExceptionStatus = ExceptionStatus.RESOLVED
+    determination: Determination | None = None
+    form3911: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.determination is not None and self.status is not ExceptionStatus.RESOLVED:
+            raise ValueError("a determination concludes the investigation: status is resolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,5 +174,39 @@ class ExceptionRecord:
         return self.resolutions[-1].status if self.resolutions else ExceptionStatus.OPEN
 
     @property
+    def illegitimate(self) -> Resolution | None:
+        """The resolution that determined the product illegitimate, if one did (the first)."""
+        return next(
+            (r for r in self.resolutions if r.determination is Determination.ILLEGITIMATE), None
+        )
+
+    @property
+    def determination(self) -> Determination | None:
+        """Illegitimate once determined so; otherwise the latest determination, if any."""
+        if self.illegitimate is not None:
+            return Determination.ILLEGITIMATE
+        return next((r.determination for r in reversed(self.resolutions) if r.determination), None)
+
+    @property
+    def form3911(self) -> str | None:
+        """The latest Form FDA 3911 incident number recorded, if any."""
+        return next((r.form3911 for r in reversed(self.resolutions) if r.form3911), None)
+
+    @property
     def hold(self) -> Hold:
+        if self.illegitimate is not None:
+            return Hold.ILLEGITIMATE
         return HOLD_OF[self.type] if self.status is ExceptionStatus.OPEN else Hold.NONE
+
+    def refusal(self, resolution: Resolution) -> str | None:
+        """Why ``resolution`` may not be appended to this record, or None when it may."""
+        final = self.illegitimate is not None
+        if final and resolution.determination is not None:
+            return "the product was determined illegitimate; that determination is final"
+        if final and resolution.status is ExceptionStatus.OPEN:
+            return "an illegitimate determination concluded the investigation: it cannot reopen"
+        if resolution.form3911 and not (
+            final or resolution.determination is Determination.ILLEGITIMATE
+        ):
+            return "a Form FDA 3911 incident number belongs to an illegitimate determination"
+        return None

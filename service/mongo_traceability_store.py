@@ -16,6 +16,7 @@ from service.serial_state import SerialState
 from service.traceability_store import (
     ExceptionFilter,
     RecallRecord,
+    RecallSummary,
     TraceView,
     VerificationView,
     exception_from_dict,
@@ -24,9 +25,11 @@ from service.traceability_store import (
     interval_from_row,
     interval_to_row,
     memo_iso,
+    recall_summary_from_dict,
     recall_to_dict,
     resolution_from_dict,
     resolution_to_dict,
+    sorted_recalls,
     state_from_dict,
     state_to_dict,
 )
@@ -212,9 +215,10 @@ class MongoTraceabilityStore:
             selector["partner_id"] = query.partner_id
         if query.identifier is not None:
             selector["identifiers"] = query.identifier
-        records = await self._exceptions(selector, None if query.status else query.limit)
-        if query.status is not None:
-            records = [r for r in records if r.status is query.status][: query.limit]
+        # Status and determination derive from resolutions: filtered after loading them.
+        records = await self._exceptions(selector, None if query.derived else query.limit)
+        if query.derived:
+            records = [r for r in records if query.keeps(r)][: query.limit]
         return records
 
     async def _exceptions(
@@ -265,6 +269,14 @@ class MongoTraceabilityStore:
             async for doc in self._db.trace_recalls.find({"serials": {"$in": epcs}}):
                 hit.update(set(epcs).intersection(doc["serials"]))
         return hit
+
+    async def recalls_of(self, state: SerialState) -> list[RecallSummary]:
+        by_serial: dict[str, Any] = {"serials": state.epc}
+        by_lot: dict[str, Any] = {"gtin": state.gtin, "lot": state.lot}
+        selector = by_serial if state.lot is None else {"$or": [by_serial, by_lot]}
+        # Without the serials: a lot's recall lists every serial of the lot.
+        cursor = self._db.trace_recalls.find(selector, {"serials": 0})
+        return sorted_recalls([recall_summary_from_dict(doc) async for doc in cursor])
 
     async def verification_view(self, epc: str) -> VerificationView | None:
         doc = await self._db.serial_states.find_one({"_id": epc})

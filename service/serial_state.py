@@ -46,6 +46,7 @@ class Status(StrEnum):
     RECALLED = "recalled"
     QUARANTINED = "quarantined"
     SUSPECT = "suspect"
+    ILLEGITIMATE = "illegitimate"
 
 
 TERMINAL = frozenset({Status.DISPENSED, Status.DECOMMISSIONED, Status.DESTROYED})
@@ -78,8 +79,11 @@ class SerialState:
 
 
 def effective_status(state: SerialState, recalled: bool, holds: Collection[Hold]) -> Status:
-    """The status shown to users: suspect first (a dispensed serial seen again may be a
-    counterfeit), then an end of life, then recall and quarantine."""
+    """The status shown to users: an illegitimate determination first (it is final), then
+    suspect (a dispensed serial seen again may be a counterfeit), then an end of life, then
+    recall and quarantine."""
+    if Hold.ILLEGITIMATE in holds:
+        return Status.ILLEGITIMATE
     if Hold.SUSPECT in holds:
         return Status.SUSPECT
     if state.status in TERMINAL:

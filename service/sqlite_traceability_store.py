@@ -19,6 +19,7 @@ from service.traceability_store import (
     ExceptionFilter,
     FactsCache,
     RecallRecord,
+    RecallSummary,
     StateEncoder,
     TraceView,
     VerificationView,
@@ -27,10 +28,12 @@ from service.traceability_store import (
     interval_from_row,
     interval_to_row,
     memo_iso,
+    recall_summary_from_dict,
     recall_to_dict,
     resolution_from_dict,
     resolution_to_dict,
     shipment_party_ids,
+    sorted_recalls,
     state_from_dict,
 )
 
@@ -62,6 +65,7 @@ CREATE TABLE IF NOT EXISTS trace_recalls (
     recall_id TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trace_recall_serials (
     epc TEXT NOT NULL, recall_id TEXT NOT NULL, PRIMARY KEY (epc, recall_id));
+CREATE TABLE IF NOT EXISTS trace_recall_heads (recall_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
@@ -239,11 +243,11 @@ class SQLiteTraceabilityStore:
             )
             params.append(query.identifier)
         where = " AND ".join(clauses) or "1 = 1"
-        # Status derives from resolutions, so it is filtered after loading them.
-        limit = None if query.status is not None else query.limit
+        # Status and determination derive from resolutions: filtered after loading them.
+        limit = None if query.derived else query.limit
         records = await self._exceptions(where, params, limit)
-        if query.status is not None:
-            records = [r for r in records if r.status is query.status][: query.limit]
+        if query.derived:
+            records = [r for r in records if query.keeps(r)][: query.limit]
         return records
 
     async def _exceptions(
@@ -266,11 +270,20 @@ class SQLiteTraceabilityStore:
                 "INSERT OR IGNORE INTO trace_recall_serials (epc, recall_id) VALUES (?, ?)",
                 [(epc, recall.recall_id) for epc in recall.serials],
             )
+            # The recall without its serials, so a trace reads a few bytes, not the lot's list.
+            head = {k: v for k, v in recall_to_dict(recall).items() if k != "serials"}
+            db.execute(
+                "INSERT INTO trace_recall_heads (recall_id, body) VALUES (?, ?)",
+                (recall.recall_id, json.dumps(head)),
+            )
 
         await self._run(work)
 
     async def recalled(self, states: Sequence[SerialState]) -> set[str]:
         return await self._run(lambda db: _recalled(db, states))
+
+    async def recalls_of(self, state: SerialState) -> list[RecallSummary]:
+        return await self._run(lambda db: _recalls_of(db, state))
 
     async def verification_view(self, epc: str) -> VerificationView | None:
         # Read on the caller's thread (the event loop) through a read-only connection: the
@@ -581,6 +594,33 @@ class _ViewReader:
             self._db = None
 
 
+def _recalls_of(db: sqlite3.Connection, state: SerialState) -> list[RecallSummary]:
+    ids = [
+        recall_id
+        for (recall_id,) in db.execute(
+            "SELECT recall_id FROM trace_recalls WHERE lot IS NOT NULL AND gtin IS ? AND lot = ? "
+            "UNION SELECT recall_id FROM trace_recall_serials WHERE epc = ?",
+            (state.gtin, state.lot, state.epc),
+        )
+    ]
+    heads = dict(
+        db.execute(
+            _select_in("SELECT recall_id, body FROM trace_recall_heads", "recall_id", len(ids)),
+            ids,
+        )
+    )
+    missing = [i for i in ids if i not in heads]
+    if missing:
+        # Recalls recorded before heads were kept: their whole body, read once per trace.
+        heads.update(
+            db.execute(
+                _select_in("SELECT recall_id, body FROM trace_recalls", "recall_id", len(missing)),
+                missing,
+            )
+        )
+    return sorted_recalls([recall_summary_from_dict(json.loads(b)) for b in heads.values()])
+
+
 def _recalled(db: sqlite3.Connection, states: Sequence[SerialState]) -> set[str]:
     lots = {
         (gtin, lot)
@@ -644,7 +684,7 @@ def _trace_view(db: sqlite3.Connection, cache: FactsCache, epc: str) -> TraceVie
         frontier = parents - intervals.keys()
     entries = timeline(epc, lambda e: facts.get(e, ()), lambda e: intervals.get(e, ()))
     state = _states(db, [epc]).get(epc)
-    recalled = _recalled_one(db, state) if state is not None else False
+    recalls = tuple(_recalls_of(db, state)) if state is not None else ()
     holds = frozenset(_holds(db, [epc]).get(epc, ()))
     parties = _get(db, "master_parties", "party_id", shipment_party_ids(entries))
     gtin = state.gtin if state is not None else None
@@ -652,8 +692,9 @@ def _trace_view(db: sqlite3.Connection, cache: FactsCache, epc: str) -> TraceVie
     return TraceView(
         entries=tuple(entries),
         state=state,
-        recalled=recalled,
+        recalled=bool(recalls),
         holds=holds,
         parties={key: PartyRecord(**body) for key, body in parties.items()},
         products={key: ProductRecord(**body) for key, body in products.items()},
+        recalls=recalls,
     )

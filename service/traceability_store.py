@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from service.containment import EventFacts, Interval, TimelineEntry
 from service.exception_records import (
+    Determination,
     ExceptionRecord,
     ExceptionStatus,
     ExceptionType,
@@ -28,6 +29,7 @@ __all__ = [
     "ExceptionFilter",
     "FactsCache",
     "RecallRecord",
+    "RecallSummary",
     "StateEncoder",
     "TraceView",
     "TraceabilityStore",
@@ -40,10 +42,13 @@ __all__ = [
     "memo_iso",
     "open_traceability_store",
     "recall_from_dict",
+    "recall_summary",
+    "recall_summary_from_dict",
     "recall_to_dict",
     "resolution_from_dict",
     "resolution_to_dict",
     "shipment_party_ids",
+    "sorted_recalls",
     "state_from_dict",
     "state_to_dict",
 ]
@@ -92,12 +97,69 @@ class RecallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallSummary:
+    """A recall as a trace shows it: when, by whom, why, and its scope; without its serial list
+    (a lot's recall lists every serial of the lot: too much to read for every trace)."""
+
+    recall_id: str
+    created_at: datetime
+    created_by: str
+    reason: str | None = None
+    gtin: str | None = None
+    lot: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """``lot`` for a recall of a GTIN's lot, ``serials`` for one of listed serials."""
+        return "lot" if self.lot is not None else "serials"
+
+
+def recall_summary(recall: RecallRecord) -> RecallSummary:
+    return RecallSummary(
+        recall.recall_id,
+        recall.created_at,
+        recall.created_by,
+        recall.reason,
+        recall.gtin,
+        recall.lot,
+    )
+
+
+def recall_summary_from_dict(data: dict[str, Any]) -> RecallSummary:
+    """A summary from a recall's stored form, with or without its serials."""
+    return RecallSummary(
+        recall_id=data["recall_id"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        created_by=data["created_by"],
+        reason=data.get("reason"),
+        gtin=data.get("gtin"),
+        lot=data.get("lot"),
+    )
+
+
+def _recall_order(summary: RecallSummary) -> tuple[datetime, str]:
+    return (summary.created_at, summary.recall_id)
+
+
+@dataclass(frozen=True, slots=True)
 class ExceptionFilter:
     type: ExceptionType | None = None
     status: ExceptionStatus | None = None
     partner_id: str | None = None
     identifier: str | None = None
     limit: int = 100
+    determination: Determination | None = None
+
+    @property
+    def derived(self) -> bool:
+        """Whether it filters on what resolutions decide, so only after loading them."""
+        return self.status is not None or self.determination is not None
+
+    def keeps(self, record: ExceptionRecord) -> bool:
+        """The filters on what resolutions decide (the stored columns are matched in queries)."""
+        return (self.status is None or record.status is self.status) and (
+            self.determination is None or record.determination is self.determination
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +184,7 @@ class TraceView:
     holds: frozenset[Hold]
     parties: dict[str, PartyRecord]
     products: dict[str, ProductRecord]
+    recalls: tuple[RecallSummary, ...] = ()  # what ``recalls_of(state)`` says
 
 
 def shipment_party_ids(entries: Sequence[TimelineEntry]) -> set[str]:
@@ -155,6 +218,11 @@ class TraceabilityStore(ProjectionStore, Protocol):
         """The epcs among ``states`` that a recall covers (by serial, or by GTIN and lot)."""
         ...
 
+    async def recalls_of(self, state: SerialState) -> list[RecallSummary]:
+        """The recalls covering ``state``'s identifier (by serial, or by its GTIN and lot),
+        oldest first; ``recalled([state])`` names it exactly when this is not empty."""
+        ...
+
     async def verification_view(self, epc: str) -> VerificationView | None:
         """State, recall and holds of one serial in one round trip; None when it has no state.
         ``recalled`` is ``state.recalled_in_data`` or what ``recalled([state])`` says, and
@@ -175,12 +243,18 @@ async def gather_trace_view(store: TraceabilityStore, epc: str) -> TraceView:
     """:class:`TraceView` from the store's single-purpose calls (adapters without a faster way)."""
     entries, _, _ = await load_timeline(store, epc)
     state = (await store.get_states([epc])).get(epc)
-    recalled = bool(await store.recalled([state])) if state is not None else False
+    recalls = tuple(await store.recalls_of(state)) if state is not None else ()
     holds = frozenset((await store.holds_for([epc])).get(epc, ()))
     parties = await store.get_parties(shipment_party_ids(entries))
     gtin = state.gtin if state is not None else None
     products = await store.get_products([gtin] if gtin else [])
-    return TraceView(tuple(entries), state, recalled, holds, parties, products)
+    return TraceView(tuple(entries), state, bool(recalls), holds, parties, products, recalls)
+
+
+def sorted_recalls(summaries: Collection[RecallSummary]) -> list[RecallSummary]:
+    """Oldest first, each once: the order every adapter's ``recalls_of`` answers in."""
+    unique = {s.recall_id: s for s in summaries}
+    return sorted(unique.values(), key=_recall_order)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -356,22 +430,30 @@ def interval_from_row(row: dict[str, Any]) -> Interval:
 
 
 def resolution_to_dict(resolution: Resolution) -> dict[str, Any]:
+    """The stored form; the determination and Form 3911 number are part of the record."""
+    determination = resolution.determination
     return {
         "exception_id": resolution.exception_id,
         "note": resolution.note,
         "resolved_by": resolution.resolved_by,
         "resolved_at": resolution.resolved_at.isoformat(),
         "status": resolution.status.value,
+        "determination": determination.value if determination is not None else None,
+        "form3911": resolution.form3911,
     }
 
 
 def resolution_from_dict(data: dict[str, Any]) -> Resolution:
+    """A resolution from its stored form; records stored before determinations have none."""
+    determination = data.get("determination")
     return Resolution(
         exception_id=data["exception_id"],
         note=data["note"],
         resolved_by=data["resolved_by"],
         resolved_at=datetime.fromisoformat(data["resolved_at"]),
         status=ExceptionStatus(data["status"]),
+        determination=Determination(determination) if determination else None,
+        form3911=data.get("form3911"),
     )
 
 

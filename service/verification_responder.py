@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,7 +16,7 @@ from service.exception_records import Hold
 from service.serial_state import Status
 from service.settings import Settings, SettingsError
 from service.traceability_store import TraceabilityStore, VerificationView
-from verification.decisions import DecisionInput, SerialFacts, decide
+from verification.decisions import Decision, DecisionInput, SerialFacts, decide
 from verification.messages import VerificationData, VerificationRequest, VerificationResponse
 
 __all__ = [
@@ -26,8 +26,8 @@ __all__ = [
     "serial_epc",
 ]
 
-# Whether an investigation found a package illegitimate. The traceability store records no
-# such determination yet, so without one nothing is reported illegitimate.
+# Whether an investigation found a package illegitimate, besides the store's own record of it
+# (an ``illegitimate`` hold, from an exception resolution's determination).
 IllegitimacyCheck = Callable[[str], Awaitable[bool]]
 
 _ENVIRONMENT = {
@@ -109,7 +109,11 @@ class LocalResponder:
 
     def owns(self, gtin: str) -> bool:
         """A GTIN-14 is ours when its digits after the indicator start with our prefix."""
-        return any(gtin[1:].startswith(prefix) for prefix in self._prefixes)
+        return gtin[1:].startswith(self._prefixes)
+
+    def now(self) -> datetime:
+        """The responder's clock: the time of an answer."""
+        return self._clock()
 
     async def facts(self, gtin: str, serial: str) -> SerialFacts | None:
         try:
@@ -125,7 +129,9 @@ class LocalResponder:
     async def _flags(self, view: VerificationView) -> SerialFacts:
         state = view.state
         ended = _ENDS.get(state.lifecycle)
-        illegitimate = self._illegitimate is not None and await self._illegitimate(state.epc)
+        illegitimate = Hold.ILLEGITIMATE in view.holds or (
+            self._illegitimate is not None and await self._illegitimate(state.epc)
+        )
         return SerialFacts(
             lot=state.lot,
             expiry=state.expiry,
@@ -138,10 +144,15 @@ class LocalResponder:
             illegitimate=illegitimate,
         )
 
+    async def decision(self, request: VerificationRequest, today: date) -> Decision:
+        """The decision table's answer for ``request`` on ``today``, without the response
+        models (the HTTP responder writes its answer from this)."""
+        found = await self.facts(request.gtin, request.serial)
+        return decide(DecisionInput(request.lot, request.expiry_date, found, today))
+
     async def verify(self, request: VerificationRequest) -> VerificationResponse:
         now = self._clock()
-        found = await self.facts(request.gtin, request.serial)
-        decision = decide(DecisionInput(request.lot, request.expiry_date, found, now.date()))
+        decision = await self.decision(request, now.date())
         return VerificationResponse(
             verification_timestamp=now,
             responder_gln=self.responder_gln,

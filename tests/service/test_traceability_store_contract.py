@@ -17,6 +17,7 @@ import pytest
 from mongomock_motor import AsyncMongoMockClient
 
 from service.exception_records import (
+    Determination,
     ExceptionRecord,
     ExceptionStatus,
     ExceptionType,
@@ -139,6 +140,42 @@ async def test_exceptions_are_deduplicated_and_resolutions_appended(
     assert await store.list_exceptions(ExceptionFilter(partner_id="nobody")) == []
 
 
+async def test_an_illegitimate_determination_is_stored_and_holds(
+    store: TraceabilityStore,
+) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    suspect = _exception("k1", ExceptionType.LOT_OR_EXPIRY_MISMATCH, (ITEMS[1],))
+    other = _exception("k2", ExceptionType.NEVER_COMMISSIONED, (ITEMS[2],))
+    await store.add_exceptions([suspect, other])
+    determined = Resolution(
+        suspect.exception_id,
+        "counterfeit",
+        "ops",
+        NOW,
+        determination=Determination.ILLEGITIMATE,
+        form3911="IN-42",
+    )
+    await store.add_resolution(determined)
+    await store.add_resolution(Resolution(suspect.exception_id, "destroyed", "ops", NOW))
+    await store.add_resolution(
+        Resolution(other.exception_id, "fine", "ops", NOW, determination=Determination.CLEARED)
+    )
+    record = await store.get_exception(suspect.exception_id)
+    assert record is not None
+    assert record.resolutions[0] == determined
+    assert (record.hold, record.form3911) == (Hold.ILLEGITIMATE, "IN-42")
+    assert await store.holds_for([ITEMS[1], ITEMS[2]]) == {ITEMS[1]: {Hold.ILLEGITIMATE}}
+    view = await store.verification_view(ITEMS[1])
+    assert view is not None
+    assert view.holds == {Hold.ILLEGITIMATE}
+    assert (await store.trace_view(ITEMS[1])).holds == {Hold.ILLEGITIMATE}
+    for determination, key in ((Determination.ILLEGITIMATE, "k1"), (Determination.CLEARED, "k2")):
+        found = await store.list_exceptions(ExceptionFilter(determination=determination))
+        assert [r.key for r in found] == [key]
+    both = ExceptionFilter(status=ExceptionStatus.OPEN, determination=Determination.ILLEGITIMATE)
+    assert await store.list_exceptions(both) == []
+
+
 async def test_recalls_by_lot_and_by_serial(store: TraceabilityStore) -> None:
     await SerialStateProjection(store).apply(facts(scenario_events()))
     states = list((await store.get_states([*ITEMS, *CASES, PALLET])).values())
@@ -147,6 +184,30 @@ async def test_recalls_by_lot_and_by_serial(store: TraceabilityStore) -> None:
     assert await store.recalled(states) == {PALLET}
     await store.add_recall(RecallRecord("r2", NOW, "ops", gtin=ITEM_GTIN, lot="L1"))
     assert await store.recalled(states) == {PALLET, *ITEMS}
+
+
+async def test_recalls_of_a_serial_by_lot_and_by_listed_serials(store: TraceabilityStore) -> None:
+    await SerialStateProjection(store).apply(facts(scenario_events()))
+    states = await store.get_states([*ITEMS, *CASES, PALLET])
+    assert await store.recalls_of(states[ITEMS[2]]) == []
+    later = datetime(2026, 3, 4, tzinfo=UTC)
+    # A recall of the pallet lists what was inside it then (recalls.recall does that).
+    await store.add_recall(
+        RecallRecord("r2", later, "ops", reason="seal", serials=(PALLET, CASES[1], ITEMS[2]))
+    )
+    await store.add_recall(RecallRecord("r1", NOW, "qa", reason="label", gtin=ITEM_GTIN, lot="L1"))
+    item = await store.recalls_of(states[ITEMS[2]])
+    assert [(r.recall_id, r.scope, r.reason, r.created_by) for r in item] == [
+        ("r1", "lot", "label", "qa"),
+        ("r2", "serials", "seal", "ops"),
+    ]
+    assert (item[0].gtin, item[0].lot, item[0].created_at) == (ITEM_GTIN, "L1", NOW)
+    assert [r.recall_id for r in await store.recalls_of(states[ITEMS[0]])] == ["r1"]
+    assert [r.recall_id for r in await store.recalls_of(states[PALLET])] == ["r2"]
+    for epc, state in states.items():
+        assert bool(await store.recalls_of(state)) is (epc in await store.recalled([state]))
+    view = await store.trace_view(ITEMS[2])
+    assert (view.recalled, view.recalls) == (True, tuple(item))
 
 
 async def test_master_data_newest_wins(store: TraceabilityStore) -> None:
