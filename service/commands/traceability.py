@@ -93,6 +93,14 @@ def format_trace(result: Trace) -> str:
             f"  transfer {change.shipment_date.date()}: {seller} -> {buyer}  "
             f"PO {', '.join(change.purchase_orders) or '-'}"
         )
+    if result.holds:
+        lines.append(f"held: {', '.join(result.holds)}")
+    for recall in result.recalls:
+        scope = f"lot {recall.gtin} {recall.lot}" if recall.scope == "lot" else "listed serials"
+        lines.append(
+            f"recalled {recall.created_at.isoformat()} by {recall.created_by or '-'} "
+            f"({scope}): {recall.reason or 'no reason given'}"
+        )
     return "\n".join(lines)
 
 

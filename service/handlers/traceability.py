@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from epcis.errors import InvalidDocumentError
-from service.exception_records import ExceptionRecord, ExceptionStatus, ExceptionType, Resolution
-from service.recalls import RecallRequest, lot_serials, recall
-from service.trace import resolve_identifier, trace
+from service.exception_records import (
+    Determination,
+    ExceptionRecord,
+    ExceptionStatus,
+    ExceptionType,
+    Resolution,
+    ResolutionRefusedError,
+)
+from service.recalls import RecallRequest, effective_statuses, lot_serials, recall
+from service.serial_state import SerialState, Status
+from service.trace import PartyMatch, partner_state, resolve_identifier, trace
 from service.traceability_store import ExceptionFilter, TraceabilityStore
 
 __all__ = [
     "TRACEABILITY",
     "Authorize",
+    "Caller",
+    "Identify",
     "InvalidRequestError",
     "exception_json",
+    "resolution_from_body",
+    "resolve_exception",
     "traceability_routes",
 ]
 
@@ -31,6 +43,20 @@ Authorize = Callable[[web.Request, tuple[str, ...]], str]
 
 _READERS = ("operator", "auditor")
 _OPERATORS = ("operator",)
+_PARTNER = "partner"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks: an id, a role, and for a trading partner the match keys of its GLNs."""
+
+    id: str
+    role: str
+    identifiers: frozenset[str] = frozenset()
+
+
+# Who the (authenticated) caller is; the routes open to trading partners decide with it.
+Identify = Callable[[web.Request], Caller]
 
 
 def _app_authorize(request: web.Request, roles: tuple[str, ...]) -> str:
@@ -40,13 +66,22 @@ def _app_authorize(request: web.Request, roles: tuple[str, ...]) -> str:
     return require_role(request, *(Role(role) for role in roles)).partner_id
 
 
+def _app_identify(request: web.Request) -> Caller:
+    from service.auth import principal_of
+
+    principal = principal_of(request)
+    return Caller(principal.partner_id, principal.role.value, principal.identifiers)
+
+
 class InvalidRequestError(InvalidDocumentError):
     """A malformed request body or parameter (400)."""
 
 
-def traceability_routes(authorize: Authorize = _app_authorize) -> list[web.RouteDef]:
-    """The routes; ``authorize`` is the app's role check unless a test injects another."""
-    handlers = _Handlers(authorize)
+def traceability_routes(
+    authorize: Authorize = _app_authorize, identify: Identify = _app_identify
+) -> list[web.RouteDef]:
+    """The routes; ``authorize`` and ``identify`` are the app's unless a test injects others."""
+    handlers = _Handlers(authorize, identify)
     return [
         web.get("/trace/{identifier:.+}", handlers.get_trace),
         web.get("/lots/{gtin}/{lot}", handlers.get_lot),
@@ -70,7 +105,61 @@ def exception_json(record: ExceptionRecord) -> dict[str, Any]:
     data: dict[str, Any] = _jsonable(asdict(record))
     data["status"] = record.status.value
     data["hold"] = record.hold.value
+    determination = record.determination
+    data["determination"] = determination.value if determination is not None else None
+    data["form3911"] = record.form3911
     return data
+
+
+async def resolve_exception(
+    store: TraceabilityStore, resolution: Resolution
+) -> ExceptionRecord | None:
+    """Append ``resolution`` unless the record's history refuses it (409); None when there
+    is no such exception."""
+    record = await store.get_exception(resolution.exception_id)
+    if record is None:
+        return None
+    reason = record.refusal(resolution)
+    if reason is not None:
+        raise ResolutionRefusedError(reason)
+    return await store.add_resolution(resolution)
+
+
+def _form3911(value: Any) -> str | None:
+    # FDA's incident numbers are numbers in some answers and text in others: kept as text.
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequestError("form3911 is the incident number FDA gave, text or a number")
+    text = str(value).strip()
+    if not text or len(text) > 64:
+        raise InvalidRequestError("form3911 must be 1 to 64 characters")
+    return text
+
+
+def resolution_from_body(
+    body: dict[str, Any], exception_id: str, by: str, at: datetime
+) -> Resolution:
+    """The resolution a request body asks for: ``note`` (required), ``status``,
+    ``determination`` and ``form3911``; 400 for anything malformed."""
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip():
+        raise InvalidRequestError("a resolution needs a non-empty note")
+    try:
+        status = ExceptionStatus(body.get("status", ExceptionStatus.RESOLVED.value))
+        raw = body.get("determination")
+        determination = Determination(raw) if raw is not None else None
+        return Resolution(
+            exception_id,
+            note.strip(),
+            by,
+            at,
+            status,
+            determination=determination,
+            form3911=_form3911(body.get("form3911")),
+        )
+    except ValueError as error:
+        raise InvalidRequestError(f"not a resolution this service records: {error}") from error
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -94,29 +183,61 @@ def _enum_param(request: web.Request, name: str, enum: type[Any]) -> Any:
         raise InvalidRequestError(f"{name} must be one of {allowed}") from error
 
 
+def _party(caller: Caller) -> frozenset[str] | None:
+    """None for a full view (operators, auditors), a partner's match keys for its own view;
+    403 for any other role."""
+    if caller.role in _READERS:
+        return None
+    if caller.role == _PARTNER:
+        return caller.identifiers
+    raise web.HTTPForbidden(text="this needs the role operator, auditor or partner")
+
+
+def _lot_row(state: SerialState, status: Status, party: frozenset[str] | None) -> dict[str, Any]:
+    custodian, location = state.custodian, state.location
+    if party is not None:
+        seen = partner_state(state, PartyMatch(party))
+        custodian, location = seen.custodian, seen.location
+    return {
+        "identifier": state.epc,
+        "status": status.value,
+        "custodian": custodian,
+        "location": location,
+        "expiry": state.expiry.isoformat() if state.expiry else None,
+    }
+
+
+def _holds_now(state: SerialState, mine: PartyMatch) -> bool:
+    """A partner's serials of a lot: those it owns or has in custody, or that are on their
+    way to it."""
+    return mine(state.owner) or mine(state.custodian) or mine(state.destination)
+
+
 class _Handlers:
-    def __init__(self, authorize: Authorize) -> None:
+    def __init__(self, authorize: Authorize, identify: Identify) -> None:
         self._authorize = authorize
+        self._identify = identify
 
     async def get_trace(self, request: web.Request) -> web.Response:
-        self._authorize(request, _READERS)
-        result = await trace(request.app[TRACEABILITY], request.match_info["identifier"])
+        party = _party(self._identify(request))
+        identifier = request.match_info["identifier"]
+        result = await trace(request.app[TRACEABILITY], identifier, party=party)
         return web.json_response(result.to_json())
 
     async def get_lot(self, request: web.Request) -> web.Response:
-        self._authorize(request, _READERS)
+        party = _party(self._identify(request))
         gtin, lot = request.match_info["gtin"], request.match_info["lot"]
-        rows = await lot_serials(request.app[TRACEABILITY], gtin, lot)
-        serials = [
-            {
-                "identifier": state.epc,
-                "status": status.value,
-                "custodian": state.custodian,
-                "location": state.location,
-                "expiry": state.expiry.isoformat() if state.expiry else None,
-            }
-            for state, status in rows
-        ]
+        store = request.app[TRACEABILITY]
+        if party is None:
+            rows = await lot_serials(store, gtin, lot)
+        else:
+            # Decided before statuses are read: a partner's answer never depends on (nor
+            # costs the reads of) the serials it has nothing to do with.
+            mine = PartyMatch(party)
+            held = [s for s in await store.states_by_lot(gtin, lot) if _holds_now(s, mine)]
+            statuses = await effective_statuses(store, held)
+            rows = [(s, statuses[s.epc]) for s in held]
+        serials = [_lot_row(state, status, party) for state, status in rows]
         return web.json_response({"gtin": gtin, "lot": lot, "serials": serials})
 
     async def post_recall(self, request: web.Request) -> web.Response:
@@ -147,6 +268,7 @@ class _Handlers:
         query = ExceptionFilter(
             type=_enum_param(request, "type", ExceptionType),
             status=_enum_param(request, "status", ExceptionStatus),
+            determination=_enum_param(request, "determination", Determination),
             partner_id=request.query.get("partner"),
             identifier=resolve_identifier(identifier) if identifier else None,
             limit=max(1, min(limit, 1000)),
@@ -157,14 +279,9 @@ class _Handlers:
     async def post_resolution(self, request: web.Request) -> web.Response:
         by = self._authorize(request, _OPERATORS)
         body = await _json_body(request)
-        note = body.get("note")
-        if not isinstance(note, str) or not note.strip():
-            raise InvalidRequestError("a resolution needs a non-empty note")
-        status = ExceptionStatus(body.get("status", ExceptionStatus.RESOLVED.value))
-        resolution = Resolution(
-            request.match_info["exception_id"], note.strip(), by, datetime.now(UTC), status
-        )
-        record = await request.app[TRACEABILITY].add_resolution(resolution)
+        exception_id = request.match_info["exception_id"]
+        resolution = resolution_from_body(body, exception_id, by, datetime.now(UTC))
+        record = await resolve_exception(request.app[TRACEABILITY], resolution)
         if record is None:
             raise web.HTTPNotFound(text="no such exception")
         return web.json_response(exception_json(record), status=201)

@@ -9,10 +9,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from epcis.errors import InvalidIdentifierError
+from epcis.errors import EPCISError, InvalidIdentifierError
 from service.auth import Principal, Role
-from service.exception_records import ExceptionStatus, ExceptionType, Resolution
-from service.handlers.traceability import TRACEABILITY
+from service.exception_records import ExceptionStatus, ExceptionType
+from service.handlers.traceability import TRACEABILITY, resolution_from_body, resolve_exception
 from service.trace import resolve_identifier
 from service.traceability_store import ExceptionFilter
 from service.web.errors import PageError
@@ -61,16 +61,22 @@ async def get_exceptions(request: web.Request, principal: Principal) -> web.Stre
 @page(Role.OPERATOR)
 async def post_resolution(request: web.Request, principal: Principal) -> web.StreamResponse:
     form = await request.post()
-    note = str(form.get("note", "")).strip()
-    if not note:
+    if not str(form.get("note", "")).strip():
         raise PageError("Write a note that says how the exception was resolved.")
-    try:
-        status = ExceptionStatus(str(form.get("status", ExceptionStatus.RESOLVED.value)))
-    except ValueError:
-        raise PageError("Choose 'resolved' or 'reopened'.") from None
+    # The same rules as the API's: an empty field of the form means "not given".
+    body = {
+        k: str(form[k]).strip()
+        for k in ("note", "status", "determination", "form3911")
+        if str(form.get(k, "")).strip()
+    }
     exception_id = request.match_info["exception_id"]
-    resolution = Resolution(exception_id, note, principal.partner_id, datetime.now(UTC), status)
-    record = await request.app[TRACEABILITY].add_resolution(resolution)
+    try:
+        resolution = resolution_from_body(
+            body, exception_id, principal.partner_id, datetime.now(UTC)
+        )
+        record = await resolve_exception(request.app[TRACEABILITY], resolution)
+    except EPCISError as error:
+        raise PageError(f"This resolution was not recorded: {error}", status=error.status) from None
     if record is None:
         raise PageError("There is no such exception.", status=404)
     # Back to the same filters; only the filter names are carried over, re-encoded.

@@ -102,7 +102,7 @@ async def trace_view(store: TraceabilityStore, epc: str) -> TraceView:
         parties=await store.get_parties(_party_ids(result)),
         exceptions=await _exceptions(store, [result.identifier, *dict.fromkeys(containers)]),
         contents=tuple(sorted(contents)),
-        recalled=state.recalled_in_data or bool(await store.recalled([state])),
+        recalled=state.recalled_in_data or bool(result.recalls),
     )
 
 

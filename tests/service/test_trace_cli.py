@@ -56,3 +56,28 @@ def test_trace_text_names_containers(capsys: pytest.CaptureFixture[str]) -> None
 def test_trace_unknown_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("trace", "urn:epc:id:sgtin:030001.0012345.404") == 1
     assert "no event names" in capsys.readouterr().err
+
+
+@pytest.fixture
+async def recalled(environment: None) -> None:
+    from datetime import UTC, datetime
+
+    from service.traceability_store import RecallRecord
+
+    store = open_traceability_store(Settings.from_environ())
+    await store.open()
+    at = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
+    await store.add_recall(RecallRecord("r1", at, "qa-lead", "mislabelled", serials=(ITEMS[2],)))
+    await store.close()
+
+
+@pytest.mark.usefixtures("recalled")
+def test_trace_shows_the_recall_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("trace", ITEMS[2]) == 0
+    out = capsys.readouterr().out
+    assert "status recalled" in out
+    assert "recalled 2026-03-05T08:00:00+00:00 by qa-lead (listed serials): mislabelled" in out
+    assert _run("trace", ITEMS[2], "--json") == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["recalls"][0]["reason"] == "mislabelled"
+    assert body["recalls"][0]["scope"] == "serials"

@@ -208,6 +208,38 @@ async def test_resolve_an_exception(operator: Client) -> None:
     assert "case found at the pharmacy" in listing
 
 
+async def test_an_illegitimate_determination_from_the_page_is_final(operator: Client) -> None:
+    html = await (await operator.get("/ui/exceptions")).text()
+    found = re.search(r'action="/ui/exceptions/([0-9a-f]+)/resolution"', html)
+    assert found
+    path = f"/ui/exceptions/{found.group(1)}/resolution"
+    form = {"csrf": _csrf(html), "note": "counterfeit", "status": "resolved"}
+    determined = {**form, "determination": "illegitimate", "form3911": "IN-5"}
+    response = await operator.post(path, data=determined, allow_redirects=False)
+    assert response.status == 303
+    listing = await (await operator.get("/ui/exceptions", params={"status": "resolved"})).text()
+    assert "Determined illegitimate · Form 3911 incident IN-5" in listing
+    assert "Holds product: illegitimate" in listing
+    refused = await operator.post(path, data={**form, "determination": "cleared"})
+    assert refused.status == 409
+    assert "determination is final" in await refused.text()
+
+
+async def test_trace_page_shows_recalls_with_their_reason(
+    operator: Client, settings: Settings
+) -> None:
+    token = settings.operator_token_path.read_text().strip()
+    recalled = await operator.post(
+        "/recalls",
+        json={"serials": [f"{PACK}.1002"], "reason": "broken tamper seal"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert recalled.status == 201
+    html = await (await operator.get("/ui/trace", params={"q": f"{PACK}.1002"})).text()
+    assert "Recall of listed packages" in html
+    assert "broken tamper seal" in html
+
+
 async def test_a_partner_may_verify_but_not_trace(client: Client) -> None:
     token = await issue_token(client.app, "Corner Pharmacy", "0388888888888", "partner")
     await sign_in(client, token)
