@@ -603,6 +603,8 @@ def _recalls_of(db: sqlite3.Connection, state: SerialState) -> list[RecallSummar
             (state.gtin, state.lot, state.epc),
         )
     ]
+    if not ids:
+        return []  # most traces: one statement, as the recall check before it
     heads = dict(
         db.execute(
             _select_in("SELECT recall_id, body FROM trace_recall_heads", "recall_id", len(ids)),
