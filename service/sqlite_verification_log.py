@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.verification_log import EQUALITY_FILTERS, LogFilter, entry_from_dict, entry_to_dict
+from service.verification_log import EQUALITY_FILTERS, LogFilter, entry_from_dict
 from verification.ports import VerificationLogEntry
 
 __all__ = ["SQLiteVerificationLog"]
@@ -53,18 +53,45 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def _row(entry: VerificationLogEntry) -> Row:
-    data = entry_to_dict(entry)
+    """The columns and the body (``entry_to_dict`` as compact JSON), written out field by
+    field in the dataclass's order: one per verification (a differential test keeps the
+    body equal to ``entry_to_dict``'s)."""
+    moment = entry.time.isoformat()
+    reason = entry.failure_reason
+    info = entry.additional_info
+    body = {
+        "entry_id": entry.entry_id,
+        "direction": entry.direction.value,
+        "time": moment,
+        "requestor": entry.requestor,
+        "responder": entry.responder,
+        "req_gln": entry.req_gln,
+        "corr_uuid": entry.corr_uuid,
+        "gtin": entry.gtin,
+        "serial": entry.serial,
+        "lot": entry.lot,
+        "expiry": entry.expiry,
+        "context": entry.context,
+        "status": entry.status,
+        "verified": entry.verified,
+        "failure_reason": str(reason) if reason is not None else None,
+        "additional_info": str(info) if info is not None else None,
+        "latency_ms": entry.latency_ms,
+        "answer": entry.answer,
+        "error": entry.error,
+        "extras": entry.extras,
+    }
     return (
         entry.entry_id,
-        data["time"],
-        data["direction"],
+        moment,
+        body["direction"],
         entry.requestor,
         entry.req_gln,
         entry.corr_uuid,
         entry.gtin,
         entry.serial,
         entry.lot,
-        _COMPACT.encode(data),
+        _COMPACT.encode(body),
     )
 
 
@@ -100,18 +127,38 @@ def _write_group(db: sqlite3.Connection, rows: Sequence[Row]) -> list[BaseExcept
     return outcomes
 
 
+def _write_entries(
+    db: sqlite3.Connection, entries: Sequence[VerificationLogEntry]
+) -> list[BaseException | None]:
+    """Each entry's outcome: the rows are made here, on the log's thread, not on the event
+    loop per request; an entry that cannot be made into a row (its answer is not JSON)
+    fails alone."""
+    rows: list[Row] = []
+    made: list[BaseException | None] = []
+    for entry in entries:
+        try:
+            rows.append(_row(entry))
+        except (TypeError, ValueError) as error:
+            made.append(error)
+        else:
+            made.append(None)
+    written = iter(_write_group(db, rows) if rows else [])
+    return [error if error is not None else next(written) for error in made]
+
+
 class SQLiteVerificationLog:
-    """Group commit: an append queues its row; while one group is being committed (its fsync
+    """Group commit: an append queues its entry; while one group is being committed (its fsync
     takes milliseconds) the next appends queue up and are committed together after it, so
     throughput is not capped at one fsync per verification. Every caller still returns only
-    after the transaction holding its own row has committed."""
+    after the transaction holding its own row has committed. The log's thread turns a
+    group's entries into rows, so the event loop only queues the entry and waits."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: sqlite3 calls never block the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrs-log")
-        self._queued: list[tuple[Row, asyncio.Future[None]]] = []
+        self._queued: list[tuple[VerificationLogEntry, asyncio.Future[None]]] = []
         self._writing: asyncio.Future[list[BaseException | None]] | None = None
 
     async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:
@@ -151,16 +198,16 @@ class SQLiteVerificationLog:
     async def append(self, entry: VerificationLogEntry) -> None:
         loop = asyncio.get_running_loop()
         durable: asyncio.Future[None] = loop.create_future()
-        self._queued.append((_row(entry), durable))
+        self._queued.append((entry, durable))
         if self._writing is None:
             self._write_queued(loop)
         await durable
 
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         group, self._queued = self._queued, []
-        rows = [row for row, _ in group]
+        entries = [entry for entry, _ in group]
         writing = loop.run_in_executor(
-            self._executor, self._bound(lambda db: _write_group(db, rows))
+            self._executor, self._bound(lambda db: _write_entries(db, entries))
         )
         self._writing = writing
         writing.add_done_callback(lambda done: self._written(loop, done, group))
@@ -169,7 +216,7 @@ class SQLiteVerificationLog:
         self,
         loop: asyncio.AbstractEventLoop,
         done: asyncio.Future[list[BaseException | None]],
-        group: list[tuple[Row, asyncio.Future[None]]],
+        group: list[tuple[VerificationLogEntry, asyncio.Future[None]]],
     ) -> None:
         self._writing = None
         if done.cancelled():

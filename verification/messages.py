@@ -40,6 +40,7 @@ __all__ = [
     "parse_connectivity",
     "parse_request",
     "request_path",
+    "response_json",
 ]
 
 LMVS_VERSION = "1.3.0"
@@ -179,19 +180,39 @@ class VerificationResponse(_Message):
         responder builds one per request and pydantic's general dump costs several times more
         (a differential test keeps the two equal)."""
         data = self.data
-        body: dict[str, Any] = {"verified": data.verified}
-        if data.verification_failure_reason is not None:
-            body["verificationFailureReason"] = data.verification_failure_reason.value
-        if data.additional_info is not None:
-            body["additionalInfo"] = data.additional_info.value
-        answer: dict[str, Any] = {
-            "verificationTimestamp": format_timestamp(self.verification_timestamp),
-            "responderGLN": self.responder_gln,
-            "data": body,
-        }
-        if self.corr_uuid is not None:
-            answer["corrUUID"] = self.corr_uuid
-        return answer
+        return response_json(
+            self.verification_timestamp,
+            self.responder_gln,
+            data.verified,
+            data.verification_failure_reason,
+            data.additional_info,
+            self.corr_uuid,
+        )
+
+
+def response_json(
+    timestamp: datetime,
+    responder_gln: str,
+    verified: bool,
+    reason: FailureReason | None,
+    info: AdditionalInfo | None,
+    corr_uuid: str | None,
+) -> dict[str, Any]:
+    """The 200 body from its values, without building the models: the responder's answer
+    to every request (:meth:`VerificationResponse.to_json` is this of its fields)."""
+    body: dict[str, Any] = {"verified": verified}
+    if reason is not None:
+        body["verificationFailureReason"] = reason.value
+    if info is not None:
+        body["additionalInfo"] = info.value
+    answer: dict[str, Any] = {
+        "verificationTimestamp": format_timestamp(timestamp),
+        "responderGLN": responder_gln,
+        "data": body,
+    }
+    if corr_uuid is not None:
+        answer["corrUUID"] = corr_uuid
+    return answer
 
 
 def _segment(raw: str, where: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +15,7 @@ __all__ = [
     "LookupDirectory",
     "ResponderEndpoint",
     "VerificationLogEntry",
+    "new_entry_id",
 ]
 
 
@@ -70,6 +73,15 @@ class VerificationLogEntry:
     # 1.3 extras and protocol details as received: version header, possession attestation,
     # contact, credential scheme outcome.
     extras: dict[str, str] = field(default_factory=dict)
+
+
+def new_entry_id() -> str:
+    """A log entry's id: 32 hex digits, the milliseconds since 1970 then 80 random bits.
+
+    Time first, so ids sort roughly by time and a log's unique index on them grows at its
+    end instead of touching a random page per entry; and it is cheaper than ``uuid4``.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 class ExchangeLog(Protocol):

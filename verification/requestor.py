@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from verification.ports import (
     LookupDirectory,
     ResponderEndpoint,
     VerificationLogEntry,
+    new_entry_id,
 )
 
 __all__ = [
@@ -266,7 +266,7 @@ class Requestor:
             extras["ctrlPossessAtt"] = str(request.ctrl_possess_att).lower()
         await self._log.append(
             VerificationLogEntry(
-                entry_id=uuid.uuid4().hex,
+                entry_id=new_entry_id(),
                 direction=Direction.OUTBOUND,
                 time=datetime.now(UTC),
                 requestor="self",

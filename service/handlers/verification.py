@@ -3,8 +3,8 @@ lookup directory, and saleable returns; with the context that opens what they us
 
 from __future__ import annotations
 
+import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from pydantic import ValidationError
 
 from epcis.errors import EPCISError, InvalidDocumentError
@@ -38,14 +39,15 @@ from service.verification_log import (
     to_csv,
 )
 from service.verification_responder import LocalResponder, VerificationSettings
+from verification.decisions import Decision
 from verification.messages import (
     MalformedRequestError,
     VerificationRequest,
-    VerificationResponse,
     parse_connectivity,
     parse_request,
+    response_json,
 )
-from verification.ports import Direction, VerificationLogEntry
+from verification.ports import Direction, VerificationLogEntry, new_entry_id
 from verification.requestor import Requestor, RequestorConfig
 
 __all__ = [
@@ -77,6 +79,8 @@ class VerificationServices:
     directory: FileLookupDirectory
     requestor: Requestor
     credential_check: CredentialCheck | None = None
+    # The responder of the traceability store it was made for (see _responder).
+    responder: tuple[object, LocalResponder] | None = None
 
 
 VERIFICATION = web.AppKey("verification", VerificationServices)
@@ -139,15 +143,24 @@ def verification_routes() -> list[web.RouteDef]:
 
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
+# The answer's headers as json_response would write them, made once, not per verification.
+_ANSWER_HEADERS = CIMultiDict(
+    {"Cache-Control": "no-cache", "Content-Type": "application/json; charset=utf-8"}
+)
 
 
 def _responder(request: web.Request) -> LocalResponder:
+    # Made once per traceability store rather than per request.
     services = request.app[VERIFICATION]
-    return LocalResponder(
-        request.app[TRACEABILITY],
-        request.app[SETTINGS].company_prefixes,
-        services.responder_gln,
+    store = request.app[TRACEABILITY]
+    made = services.responder
+    if made is not None and made[0] is store:
+        return made[1]
+    responder = LocalResponder(
+        store, request.app[SETTINGS].company_prefixes, services.responder_gln
     )
+    services.responder = (store, responder)
+    return responder
 
 
 def _check_requestor(principal: Principal, req_gln: str | None) -> None:
@@ -199,7 +212,8 @@ async def verify(request: web.Request) -> web.Response:
         responder = _responder(request)
         if not responder.owns(parsed.gtin):
             raise NotOurProductError(f"GTIN {parsed.gtin} is not one of ours")
-        response = await responder.verify(parsed)
+        now = responder.now()
+        decision = await responder.decision(parsed, now.date())
     except (
         MalformedRequestError,
         ForbiddenRequestError,
@@ -210,11 +224,20 @@ async def verify(request: web.Request) -> web.Response:
             _inbound(request, principal, parsed, None, error.status, started, extras, str(error))
         )
         raise
-    answer = response.to_json()
-    await services.log.append(
-        _inbound(request, principal, parsed, response, 200, started, extras, None, answer)
+    # The answer is built from the decision, not from the response models: the same body
+    # (VerificationResponse.to_json is response_json of its fields), once per verification.
+    answer = response_json(
+        now,
+        responder.responder_gln,
+        decision.verified,
+        decision.reason,
+        decision.info,
+        parsed.corr_uuid,
     )
-    return web.json_response(answer, headers=_NO_CACHE)
+    await services.log.append(
+        _inbound(request, principal, parsed, decision, 200, started, extras, None, answer)
+    )
+    return web.Response(body=json.dumps(answer).encode(), headers=_ANSWER_HEADERS)
 
 
 def _extras(parsed: VerificationRequest) -> dict[str, str]:
@@ -236,18 +259,15 @@ def _inbound(
     request: web.Request,
     principal: Principal,
     parsed: VerificationRequest | None,
-    response: VerificationResponse | None,
+    decision: Decision | None,
     status: int,
     started: float,
     extras: dict[str, str],
     error: str | None,
     answer: dict[str, Any] | None = None,
 ) -> VerificationLogEntry:
-    data = response.data if response is not None else None
-    if answer is None and response is not None:
-        answer = response.to_json()
     return VerificationLogEntry(
-        entry_id=uuid.uuid4().hex,
+        entry_id=new_entry_id(),
         direction=Direction.INBOUND,
         time=datetime.now(UTC),
         requestor=principal.partner_id,
@@ -260,9 +280,9 @@ def _inbound(
         expiry=parsed.expiry.raw if parsed else request.query.get("exp"),
         context=parsed.context if parsed else request.query.get("context"),
         status=status,
-        verified=data.verified if data else None,
-        failure_reason=data.verification_failure_reason if data else None,
-        additional_info=data.additional_info if data else None,
+        verified=decision.verified if decision else None,
+        failure_reason=decision.reason if decision else None,
+        additional_info=decision.info if decision else None,
         latency_ms=(time.perf_counter() - started) * 1000,
         answer=answer,
         error=error,

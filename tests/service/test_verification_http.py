@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,10 +29,11 @@ from service.partners import add_partner
 from service.recalls import RecallRequest, recall
 from service.settings import Settings
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
-from service.state import STORE
+from service.state import SETTINGS, STORE
 from service.store import EventStore
-from service.verification_responder import VerificationSettings
+from service.verification_responder import LocalResponder, VerificationSettings
 from tests.service.dscsa_scenario import ITEM_GTIN, ITEMS, T0, facts, header, scenario_events
+from verification.messages import parse_request
 
 Client = TestClient[Any, Any]
 MANUFACTURER_GLN = "0300011111116"
@@ -360,3 +363,45 @@ async def test_return_of_a_dispensed_package_is_quarantined(vrs: tuple[Client, T
     assert body["verification"]["data"]["verificationFailureReason"] == "Not_for_re-distribution"
     holds = await client.app[TRACEABILITY].holds_for([ITEMS[0]])
     assert holds[ITEMS[0]]
+
+
+@pytest.mark.parametrize(
+    ("serial", "lot", "exp"),
+    [
+        ("12", "L1", "270630"),
+        ("999", "L1", "270630"),
+        ("12", "L2", "270629"),
+        ("11", "L1", "270630"),
+    ],
+)
+async def test_answer_is_the_response_models_answer(
+    vrs: tuple[Client, Tokens], serial: str, lot: str, exp: str
+) -> None:
+    """The handler writes its answer from the decision; the models' answer is the contract."""
+    client, tokens = vrs
+    corr = str(uuid.uuid4())
+    path = f"gtin/{ITEM_GTIN}/lot/{lot}/ser/{serial}"
+    query = _query(exp=exp, corrUUID=corr)
+    reply = await client.get(f"/vrs/{path}", params=query, headers=tokens.wholesaler)
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert reply.headers["Cache-Control"] == "no-cache"
+    raw = await reply.read()
+    body = json.loads(raw)
+    moment = datetime.fromisoformat(body["verificationTimestamp"])
+    app = client.app
+    responder = LocalResponder(
+        app[TRACEABILITY], app[SETTINGS].company_prefixes, MANUFACTURER_GLN, clock=lambda: moment
+    )
+    expected = (await responder.verify(parse_request(path, query))).to_json()
+    # json_response's bytes: json.dumps with its default separators.
+    assert raw == json.dumps(expected).encode()
+    logged = await client.get("/verifications", params={"corrUUID": corr}, headers=tokens.auditor)
+    (entry,) = (await logged.json())["verifications"]
+    assert entry["answer"] == expected
+    data = expected["data"]
+    assert (entry["verified"], entry["failure_reason"], entry["additional_info"]) == (
+        data["verified"],
+        data.get("verificationFailureReason"),
+        data.get("additionalInfo"),
+    )

@@ -5,8 +5,10 @@ the callers whose entries were not written."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ import pytest
 
 import service.sqlite_verification_log as module
 from service.sqlite_verification_log import SQLiteVerificationLog
-from service.verification_log import LogFilter
+from service.verification_log import LogFilter, entry_from_dict, entry_to_dict
 from tests.service.test_verification_stores import _entry
+from verification.messages import AdditionalInfo, FailureReason
+from verification.ports import Direction
 
 
 @pytest.fixture
@@ -137,3 +141,45 @@ async def test_append_before_open_fails(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         await log.append(_entry(0))
     await log.close()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"failure_reason": FailureReason.NO_MATCH_LOT, "verified": False},
+        {"additional_info": AdditionalInfo.RECALLED, "answer": {"data": {"verified": True}}},
+        {"direction": Direction.OUTBOUND, "req_gln": None, "corr_uuid": None, "status": 0},
+        {"gtin": None, "serial": None, "lot": None, "error": 'bad "lot" \u00e9', "extras": {}},
+        {"time": datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), "latency_ms": 0.1 + 0.2},
+    ],
+)
+def test_row_is_entry_to_dict_as_compact_json(changes: dict[str, Any]) -> None:
+    entry = _entry(7, **changes)
+    row = module._row(entry)
+    data = entry_to_dict(entry)
+    assert row[-1] == json.dumps(data, separators=(",", ":"))
+    assert row[:-1] == (
+        entry.entry_id,
+        data["time"],
+        data["direction"],
+        entry.requestor,
+        entry.req_gln,
+        entry.corr_uuid,
+        entry.gtin,
+        entry.serial,
+        entry.lot,
+    )
+    assert entry_from_dict(json.loads(row[-1])) == entry
+
+
+async def test_an_entry_that_cannot_be_written_fails_only_its_caller(
+    log: SQLiteVerificationLog, tmp_path: Path
+) -> None:
+    # The rows are made on the log's thread: an answer that is not JSON fails there, alone.
+    await log.append(_entry(0))
+    entries = [_entry(1), _entry(2, answer={"x": object()}), _entry(3)]
+    outcomes = await asyncio.gather(*(log.append(e) for e in entries), return_exceptions=True)
+    assert [outcomes[0], outcomes[2]] == [None, None]
+    assert isinstance(outcomes[1], TypeError)
+    assert _stored_ids(tmp_path / "v.sqlite") == ["e0", "e1", "e3"]
