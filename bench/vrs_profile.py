@@ -22,9 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
 from bench.vrs import LoadResult, Server, closed_loop, populate, probes
 
 __all__ = ["OCI_2024", "STAGES", "TARGETS", "run"]
@@ -39,14 +36,10 @@ _PER_SECOND = 1500
 async def stage(server: Server, users: int, seconds: float, urls: list[str]) -> LoadResult:
     """``users`` closed-loop users, each with its own connection, for ``seconds``."""
     result = LoadResult()
-    pending = itertools.cycle([URL(u, encoded=True) for u in urls])
-    connector = aiohttp.TCPConnector(limit=users)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter()
-        deadline = start + seconds
-
-        await closed_loop(session, pending, server.headers, deadline, users, result)
-        result.seconds = time.perf_counter() - start
+    pending = itertools.cycle([server.request(u) for u in urls])
+    start = time.perf_counter()
+    await closed_loop(server, pending, start + seconds, users, result)
+    result.seconds = time.perf_counter() - start
     return result
 
 
