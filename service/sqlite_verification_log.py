@@ -160,6 +160,7 @@ class SQLiteVerificationLog:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrs-log")
         self._queued: list[tuple[VerificationLogEntry, asyncio.Future[None]]] = []
         self._writing: asyncio.Future[list[BaseException | None]] | None = None
+        self._starting = False
 
     async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._bound(call))
@@ -184,7 +185,10 @@ class SQLiteVerificationLog:
 
     async def close(self) -> None:
         # Appends already queued are written before the connection goes.
-        while self._writing is not None:
+        while self._writing is not None or self._queued:
+            if self._writing is None:
+                self._write_queued(asyncio.get_running_loop())
+            assert self._writing is not None
             await asyncio.wait([self._writing])
 
         def disconnect() -> None:
@@ -199,9 +203,18 @@ class SQLiteVerificationLog:
         loop = asyncio.get_running_loop()
         durable: asyncio.Future[None] = loop.create_future()
         self._queued.append((entry, durable))
-        if self._writing is None:
-            self._write_queued(loop)
+        if self._writing is None and not self._starting:
+            # Started once the loop has run what is ready now: the other requests being
+            # handled in this turn of the loop join the group instead of each waiting for
+            # the next one (a group costs a thread hop, a transaction and an fsync).
+            self._starting = True
+            loop.call_soon(self._start, loop)
         await durable
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._starting = False
+        if self._writing is None and self._queued:
+            self._write_queued(loop)
 
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         group, self._queued = self._queued, []

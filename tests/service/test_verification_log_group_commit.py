@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,11 +63,33 @@ async def test_concurrent_appends_are_committed_in_groups_in_call_order(
     await asyncio.gather(*(append(n) for n in range(120)))
     assert committed_on_return == [True] * 120
     assert _stored_ids(path) == [f"e{n}" for n in range(120)]
-    assert sum(sizes) == 120
-    # The first append goes alone; the rest queue behind its commit and share transactions.
-    assert sizes[0] == 1
-    assert len(sizes) < 120 / 4
+    # Appends made in one turn of the loop go to the log's thread as one group.
+    assert sizes == [120]
     assert [e.entry_id for e in await log.query(LogFilter(limit=500))][:3] == ["e0", "e1", "e2"]
+
+
+async def test_appends_during_a_commit_wait_for_the_next_group(
+    log: SQLiteVerificationLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    insert = module._insert
+
+    def slow(db: sqlite3.Connection, rows: Sequence[Any]) -> None:
+        sizes.append(len(rows))
+        time.sleep(0.2)
+        insert(db, rows)
+
+    monkeypatch.setattr(module, "_insert", slow)
+    first = asyncio.ensure_future(log.append(_entry(0)))
+    await asyncio.sleep(0.01)
+    # The first group is being committed: these queue up, over several turns of the loop.
+    later = [asyncio.ensure_future(log.append(_entry(n))) for n in range(1, 6)]
+    await asyncio.sleep(0.01)
+    later += [asyncio.ensure_future(log.append(_entry(n))) for n in range(6, 9)]
+    assert not first.done()
+    await asyncio.gather(first, *later)
+    assert sizes == [1, 8]
+    assert _stored_ids(tmp_path / "v.sqlite") == [f"e{n}" for n in range(9)]
 
 
 async def test_sequential_appends_each_commit_before_returning(
@@ -88,8 +111,8 @@ async def test_a_bad_entry_fails_only_its_own_caller(
     assert [outcomes[n] for n in (0, 1, 3)] == [None, None, None]
     assert isinstance(outcomes[2], sqlite3.IntegrityError)
     assert _stored_ids(tmp_path / "v.sqlite") == ["e0", "e1", "e2", "e3"]
-    # e1 went alone to an idle log; the other three were tried as one group, then one by one.
-    assert sizes == [1, 3, 1, 1, 1]
+    # The four were tried as one group, then one by one.
+    assert sizes == [4, 1, 1, 1, 1]
     (original,) = await log.query(LogFilter(serial="0"))
     assert original == _entry(0)
 
