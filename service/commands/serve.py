@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service.access_log import AccessLog
 from service.app import create_app
 from service.handlers.capture import SCHEMA_CHECK
 from service.settings import Settings, SettingsError
@@ -67,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
         handler_cancellation=False,
+        access_log_class=AccessLog,
     )
     return 0
