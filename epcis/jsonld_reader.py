@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, lru_cache
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Literal, overload
 
 import ijson  # type: ignore[import-untyped]
 from pydantic import TypeAdapter, ValidationError
@@ -68,7 +68,7 @@ from epcis.model import (
     VocabularyElement,
     XmlElement,
 )
-from epcis.reading import ReadLimits
+from epcis.reading import EventError, ReadLimits
 from epcis.vocabulary import BIZ_STEPS, DISPOSITIONS, CBVKind, canonical
 
 __all__ = [
@@ -883,10 +883,39 @@ def _open(source: BinaryIO | bytes, limits: ReadLimits) -> tuple[Any, Any]:
     return io.BytesIO(data), lambda: io.BytesIO(data)
 
 
+@overload
 def iter_jsonld(
-    source: BinaryIO | bytes, *, limits: ReadLimits, source_name: str | None = None
-) -> Iterator[DocumentHead | Event]:
-    """The DocumentHead of an EPCIS 2.0 JSON-LD document, then its events in order."""
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits,
+    source_name: str | None = ...,
+    event_errors: Literal[False] = ...,
+) -> Iterator[DocumentHead | Event]: ...
+
+
+@overload
+def iter_jsonld(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits,
+    source_name: str | None = ...,
+    event_errors: bool,
+) -> Iterator[DocumentHead | Event | EventError]: ...
+
+
+def iter_jsonld(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits,
+    source_name: str | None = None,
+    event_errors: bool = False,
+) -> Iterator[DocumentHead | Event | EventError]:
+    """The DocumentHead of an EPCIS 2.0 JSON-LD document, then its events in order.
+
+    With ``event_errors`` an event that cannot be built is an :class:`EventError` in its
+    place and reading goes on; the first pass has already seen the whole document well-formed
+    and within limits, so what is left to fail is the event itself.
+    """
     first, second = _open(source, limits)
     try:
         collected = _first_pass(first, limits)
@@ -908,7 +937,17 @@ def iter_jsonld(
         namespaces = {k: v for k, v in scope.prefixes.items() if GS1_PREFIXES.get(k) != v}
         base = "/" + collected.events_prefix.removesuffix(".item").replace(".", "/")
         stream = second()
-        for index, obj in enumerate(ijson.items(stream, collected.events_prefix, use_float=False)):
-            yield event_from_jsonld(obj, namespaces, path=f"{base}/{index}")
+        objects = ijson.items(stream, collected.events_prefix, use_float=False)
+        if not event_errors:
+            for index, obj in enumerate(objects):
+                yield event_from_jsonld(obj, namespaces, path=f"{base}/{index}")
+            return
+        for index, obj in enumerate(objects):
+            item: Event | EventError
+            try:
+                item = event_from_jsonld(obj, namespaces, path=f"{base}/{index}")
+            except InvalidDocumentError as error:
+                item = EventError(index + 1, _with_source(error, source_name))
+            yield item
     except InvalidDocumentError as error:
         raise _with_source(error, source_name) from None

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import BinaryIO, Literal, cast, overload
 
-from epcis.errors import UnsupportedFormatError
+from epcis.errors import EPCISError, UnsupportedFormatError
 from epcis.model import DocumentFormat, DocumentHead, EPCISDocument, Event
 from epcis.xml_reader import Reread, format_of_root, iter_xml, read_xml_document
 from epcis.xml_safety import MAX_PROLOG_BYTES, check_prolog, read_prolog
 
-__all__ = ["ReadLimits", "detect_format", "iter_document", "read_document"]
+__all__ = ["EventError", "ReadLimits", "detect_format", "iter_document", "read_document"]
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
@@ -26,6 +26,18 @@ class ReadLimits:
     # Nesting of non-standard content (ILMD, user extensions, structured master data).
     max_depth: int = 64
     max_text_length: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """An event that could not be read, yielded in its place when ``event_errors`` is on.
+
+    ``position`` is the event's 1-based ordinal among the document's events; ``error`` says
+    why, its problems located by source, line (XML) and element path or JSON pointer.
+    """
+
+    position: int
+    error: EPCISError
 
 
 def _strip_start(prefix: bytes) -> bytes:
@@ -101,13 +113,36 @@ class _Chain(io.RawIOBase):
         return len(data)
 
 
+@overload
+def iter_document(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits = ...,
+    source_name: str | None = ...,
+    validate: bool = ...,
+    event_errors: Literal[False] = ...,
+) -> Iterator[DocumentHead | Event]: ...
+
+
+@overload
+def iter_document(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits = ...,
+    source_name: str | None = ...,
+    validate: bool = ...,
+    event_errors: bool,
+) -> Iterator[DocumentHead | Event | EventError]: ...
+
+
 def iter_document(
     source: BinaryIO | bytes,
     *,
     limits: ReadLimits = ReadLimits(),
     source_name: str | None = None,
     validate: bool = False,
-) -> Iterator[DocumentHead | Event]:
+    event_errors: bool = False,
+) -> Iterator[DocumentHead | Event | EventError]:
     """The :class:`DocumentHead` first, then each event in document order, streamed.
 
     ``validate`` checks EPCIS XML against our XSD in the same parse (much cheaper than
@@ -115,15 +150,28 @@ def iter_document(
     :class:`SchemaViolationError`, with problems located by line and element path when the
     source is bytes or a seekable stream, at the first element read after it, so events before
     it may already have been yielded. JSON-LD is not affected (see ``validate_jsonld``).
+
+    ``event_errors`` yields an :class:`EventError` in place of an event that cannot be built
+    (a bad identifier, time or value, a field its type does not allow) and reads on, which is
+    what capture with ``GS1-Capture-Error-Behaviour: proceed`` needs. Errors of the document
+    as a whole still raise: malformed XML or JSON, the root, the header, limits, and schema
+    violations when ``validate`` is on.
     """
     reread = _reread(source) if validate else None  # where the document starts
     document_format, stream = _prefixed(source, limits)
     if document_format is DocumentFormat.JSONLD_2_0:
         from epcis.jsonld_reader import iter_jsonld
 
-        return iter_jsonld(stream, limits=limits, source_name=source_name)
+        return iter_jsonld(
+            stream, limits=limits, source_name=source_name, event_errors=event_errors
+        )
     return iter_xml(
-        stream, limits=limits, source_name=source_name, validate=validate, reread=reread
+        stream,
+        limits=limits,
+        source_name=source_name,
+        validate=validate,
+        reread=reread,
+        event_errors=event_errors,
     )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast, overload
 
 from lxml import etree
 from pydantic import BaseModel, ValidationError
@@ -78,7 +78,7 @@ from epcis.xml_safety import (
 )
 
 if TYPE_CHECKING:
-    from epcis.reading import ReadLimits
+    from epcis.reading import EventError, ReadLimits
 
 __all__ = [
     "EPCIS_NAMESPACES",
@@ -228,6 +228,10 @@ class _ContentError(Exception):
         self.element = element
 
 
+class _LimitError(_ContentError):
+    """Content beyond a read limit: the document's fault even inside one event."""
+
+
 def _path(element: etree._Element, event_number: int | None) -> str:
     parts: list[str] = []
     node: etree._Element | None = element
@@ -277,7 +281,7 @@ def _text_problem(element: etree._Element, limits: ReadLimits) -> str:
     if text is None:
         raise _ContentError(f"{etree.QName(element).localname} is empty", element)
     if len(text) > limits.max_text_length:
-        raise _ContentError(f"text longer than {limits.max_text_length} characters", element)
+        raise _LimitError(f"text longer than {limits.max_text_length} characters", element)
     text = text.strip()
     if not text:
         raise _ContentError(f"{etree.QName(element).localname} is empty", element)
@@ -371,7 +375,7 @@ _children: Callable[[etree._Element], list[etree._Element]] = etree._Element.get
 def xml_element(element: etree._Element, limits: ReadLimits, depth: int = 0) -> XmlElement:
     """Any element as a lossless :class:`XmlElement` tree (comments dropped)."""
     if depth > limits.max_depth:
-        raise _ContentError(f"nesting deeper than {limits.max_depth}", element)
+        raise _LimitError(f"nesting deeper than {limits.max_depth}", element)
     namespace, name = _split_tag(element.tag)
     children = (
         tuple(
@@ -390,7 +394,7 @@ def xml_element(element: etree._Element, limits: ReadLimits, depth: int = 0) -> 
         if children and not text.strip():
             text = None
         elif len(text) > limits.max_text_length:
-            raise _ContentError(f"text longer than {limits.max_text_length} characters", element)
+            raise _LimitError(f"text longer than {limits.max_text_length} characters", element)
     instance = _new(XmlElement)
     # What _build would make, spelled out: ILMD and extensions are a large share of elements.
     _set(
@@ -1102,6 +1106,10 @@ class _State:
     query_results: bool = False
     # Whether document-level extensions after the body are wanted (read_xml_document).
     trailer: bool = False
+    # Whether an event that cannot be built becomes an EventError and reading goes on.
+    event_errors: bool = False
+    # Raises the schema violations libxml2 has logged so far (validate=True), else None.
+    schema_violations: Callable[[], None] | None = None
 
 
 def _open(
@@ -1132,11 +1140,19 @@ def _iter(
     *,
     trailer: bool,
     schema_check: _SchemaCheck | None = None,
-) -> Iterator[DocumentHead | Event | _Trailer]:
+    event_errors: bool = False,
+) -> Iterator[DocumentHead | Event | EventError | _Trailer]:
     reader, namespace = _open(source, limits, source_name)
-    state = _State(_Context(source_name, limits), trailer=trailer)
+    state = _State(_Context(source_name, limits), trailer=trailer, event_errors=event_errors)
     schema = schema_check.schema(namespace) if schema_check is not None else None
     parser = safe_iterparse(reader, events=("start", "end"), tag=_TAGS, schema=schema)
+    if schema_check is not None:
+        check = schema_check
+
+        def violations() -> None:
+            check.check(parser.error_log, source_name)
+
+        state.schema_violations = violations
     try:
         for action, element in parser:
             # Only the start of the root and of the body matter.
@@ -1156,7 +1172,10 @@ def _iter(
                         # only here (and before any reader error) instead of at every
                         # element cost a quarter less per event.
                         schema_check.check(parser.error_log, source_name)
-                    yield _convert_event(state, element)
+                    if event_errors:
+                        yield _event_or_error(state, element)
+                    else:
+                        yield _convert_event(state, element)
                     element.clear()
                     _prune(state, element)
                     continue
@@ -1182,7 +1201,7 @@ def _iter(
 
 def _step(
     state: _State, action: str, element: etree._Element
-) -> Iterator[DocumentHead | Event | _Trailer]:
+) -> Iterator[DocumentHead | Event | EventError | _Trailer]:
     tag = element.tag
     if action == "start":
         if state.root is None:
@@ -1199,9 +1218,16 @@ def _step(
             return  # not an EPCIS event: an un-namespaced element of that name inside an extension
         if state.head is None:
             raise state.ctx.invalid("event outside EPCISBody", element)
-        if tag == "QuantityEvent":
+        if state.event_errors:
+            if state.schema_violations is not None:
+                # Events in 1.2 extension wrappers are not checked in _iter; a violation must
+                # still win over the reader's own account of the event.
+                state.schema_violations()
+            yield _event_or_error(state, element)
+        elif tag == "QuantityEvent":
             raise state.ctx.invalid("QuantityEvent is deprecated and not supported", element)
-        yield _convert_event(state, element)
+        else:
+            yield _convert_event(state, element)
         element.clear()
         _prune(state, list_item)
     elif tag == "EPCISHeader":
@@ -1278,6 +1304,28 @@ def _convert_event(state: _State, element: etree._Element) -> Event:
         raise ctx.invalid(error.reason, error.element) from None
 
 
+def _event_or_error(state: _State, element: etree._Element) -> Event | EventError:
+    """:func:`_convert_event`, with what is wrong with this one event as an EventError.
+
+    Limits (event count, nesting, text length) still raise: they guard the reader, not the
+    event.
+    """
+    from epcis.reading import EventError
+
+    ctx = state.ctx
+    ctx.event_number += 1
+    if ctx.event_number > ctx.limits.max_events:
+        raise DocumentTooLargeError(f"more than {ctx.limits.max_events} events")
+    try:
+        if element.tag == "QuantityEvent":
+            raise _ContentError("QuantityEvent is deprecated and not supported", element)
+        return _event(element, ctx)
+    except _LimitError as error:
+        raise ctx.invalid(error.reason, error.element) from None
+    except _ContentError as error:
+        return EventError(ctx.event_number, ctx.invalid(error.reason, error.element))
+
+
 def _check_list_member(state: _State, child: etree._Element) -> None:
     tag = child.tag
     if not isinstance(tag, str):
@@ -1285,7 +1333,8 @@ def _check_list_member(state: _State, child: etree._Element) -> None:
     if tag == "extension":
         for inner in child:
             _check_list_member(state, inner)
-    elif tag not in _EVENT_NAMES:
+    elif tag not in _EVENT_NAMES and tag != "QuantityEvent":
+        # A QuantityEvent was reported at its own end (raised, or an EventError).
         raise state.ctx.invalid(f"unknown event type {tag}", child, in_event=False)
 
 
@@ -1339,6 +1388,30 @@ def _end_root(state: _State, element: etree._Element) -> Iterator[_Trailer]:
 Reread = Callable[[], BinaryIO | bytes]
 
 
+@overload
+def iter_xml(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits | None = ...,
+    source_name: str | None = ...,
+    validate: bool = ...,
+    reread: Reread | None = ...,
+    event_errors: Literal[False] = ...,
+) -> Iterator[DocumentHead | Event]: ...
+
+
+@overload
+def iter_xml(
+    source: BinaryIO | bytes,
+    *,
+    limits: ReadLimits | None = ...,
+    source_name: str | None = ...,
+    validate: bool = ...,
+    reread: Reread | None = ...,
+    event_errors: bool,
+) -> Iterator[DocumentHead | Event | EventError]: ...
+
+
 def iter_xml(
     source: BinaryIO | bytes,
     *,
@@ -1346,7 +1419,8 @@ def iter_xml(
     source_name: str | None = None,
     validate: bool = False,
     reread: Reread | None = None,
-) -> Iterator[DocumentHead | Event]:
+    event_errors: bool = False,
+) -> Iterator[DocumentHead | Event | EventError]:
     """The document head, then each event in document order, read incrementally.
 
     ``validate`` checks the document against our XSD in the same parse and raises
@@ -1354,6 +1428,11 @@ def iter_xml(
     before it may have been yielded); its problems are located by :func:`validate_xml` over
     what ``reread`` returns (the document from its start), else they carry libxml2's
     messages only. Bytes are their own ``reread``.
+
+    ``event_errors`` yields an :class:`~epcis.reading.EventError` in place of an event whose
+    content is wrong (located by line and element path; the element is dropped as a good
+    one is) and reads on. A schema violation (with ``validate``), malformed XML, an unknown
+    element in the event list and exceeded limits still raise.
     """
     items = _iter(
         source,
@@ -1361,8 +1440,9 @@ def iter_xml(
         source_name,
         trailer=False,
         schema_check=_check(validate, source, reread),
+        event_errors=event_errors,
     )
-    return cast(Iterator[DocumentHead | Event], items)
+    return cast("Iterator[DocumentHead | Event | EventError]", items)
 
 
 def read_xml_document(
@@ -1387,7 +1467,7 @@ def read_xml_document(
             assert head is not None
             head = head.model_copy(update={"extensions": item.extensions})
         else:
-            events.append(item)
+            events.append(cast(Event, item))  # no EventError: event_errors is off
     assert head is not None
     return head, events
 
