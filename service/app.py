@@ -18,6 +18,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from service.audit import KEYRING, LEDGER, ledger_context, make_checkpoint
+from service.audit_records import LedgeredTraceabilityStore
 from service.auth import TOKEN_CACHE, TokenCache, auth_middleware, invalidate_on_revoke
 from service.capture import CaptureTracker
 from service.capture_hooks import CapturePolicy, LedgerHook, TraceabilityHook
@@ -95,6 +96,13 @@ def _store_context(store: EventStore | None) -> Context:
             await opened.close()
 
     return context
+
+
+@asynccontextmanager
+async def _ledgered_records_context(app: web.Application) -> AsyncIterator[None]:
+    # Once the ledger is open: every resolution and recall stored from here on gets its leaf.
+    app[TRACEABILITY] = LedgeredTraceabilityStore(app[TRACEABILITY], app[LEDGER])
+    yield
 
 
 @asynccontextmanager
@@ -269,6 +277,7 @@ def create_app(
     app.cleanup_ctx.append(_store_context(store))
     app.cleanup_ctx.append(_traceability_context)
     app.cleanup_ctx.append(ledger_context(lambda a: a[STORE]))
+    app.cleanup_ctx.append(_ledgered_records_context)
     vrs = _verification_configured(settings)
     if vrs is not None:
         app.cleanup_ctx.append(verification_context(vrs))

@@ -25,6 +25,7 @@ from service.traceability_store import (
     interval_from_row,
     interval_to_row,
     memo_iso,
+    recall_from_dict,
     recall_summary_from_dict,
     recall_to_dict,
     resolution_from_dict,
@@ -257,6 +258,10 @@ class MongoTraceabilityStore:
 
     async def add_recall(self, recall: RecallRecord) -> None:
         await self._db.trace_recalls.insert_one({"_id": recall.recall_id, **recall_to_dict(recall)})
+
+    async def get_recall(self, recall_id: str) -> RecallRecord | None:
+        found = await self._db.trace_recalls.find_one({"_id": recall_id})
+        return recall_from_dict(found) if found else None
 
     async def recalled(self, states: Sequence[SerialState]) -> set[str]:
         lots = {

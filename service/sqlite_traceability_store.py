@@ -28,6 +28,7 @@ from service.traceability_store import (
     interval_from_row,
     interval_to_row,
     memo_iso,
+    recall_from_dict,
     recall_summary_from_dict,
     recall_to_dict,
     resolution_from_dict,
@@ -278,6 +279,15 @@ class SQLiteTraceabilityStore:
             )
 
         await self._run(work)
+
+    async def get_recall(self, recall_id: str) -> RecallRecord | None:
+        def work(db: sqlite3.Connection) -> RecallRecord | None:
+            row = db.execute(
+                "SELECT body FROM trace_recalls WHERE recall_id = ?", (recall_id,)
+            ).fetchone()
+            return recall_from_dict(json.loads(row[0])) if row else None
+
+        return await self._run(work)
 
     async def recalled(self, states: Sequence[SerialState]) -> set[str]:
         return await self._run(lambda db: _recalled(db, states))

@@ -15,12 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service.app import open_store
 from service.audit import open_keyring, open_ledger_store
+from service.audit_records import TraceabilityRecordDigests
 from service.keys import key_id_of, load_public_key
 from service.ledger import Ledger, LedgerStore
 from service.ledger_records import StoreRecordDigests, event_digest
 from service.ledger_verification import LedgerReport, verify_ledger
 from service.settings import Settings, SettingsError
 from service.store import EventStore
+from service.traceability_store import TraceabilityStore, open_traceability_store
 
 __all__ = [
     "AuditRecordDigests",
@@ -71,8 +73,17 @@ class AuditRecordDigests(StoreRecordDigests):
     the digest its leaf holds, and such a record is not reported as deleted.
     """
 
-    def __init__(self, store: EventStore, purge_log: Path | None = None) -> None:
-        super().__init__(store)
+    def __init__(
+        self,
+        store: EventStore,
+        purge_log: Path | None = None,
+        traceability: TraceabilityStore | None = None,
+    ) -> None:
+        extra = {}
+        if traceability is not None:
+            records = TraceabilityRecordDigests(traceability)
+            extra = {"exception_resolution": records, "recall": records}
+        super().__init__(store, extra)
         self._events_store = store
         self._purged = _purged(purge_log) if purge_log is not None else {}
 
@@ -112,7 +123,9 @@ def public_keys(folder: Path) -> dict[str, Ed25519PublicKey]:
 
 
 @asynccontextmanager
-async def _stores(settings: Settings) -> AsyncIterator[tuple[EventStore, LedgerStore]]:
+async def _stores(
+    settings: Settings,
+) -> AsyncIterator[tuple[EventStore, LedgerStore, TraceabilityStore]]:
     async with AsyncExitStack() as stack:
         events = open_store(settings)
         await events.open()
@@ -120,13 +133,17 @@ async def _stores(settings: Settings) -> AsyncIterator[tuple[EventStore, LedgerS
         ledger_store = open_ledger_store(settings, events)
         await ledger_store.open()
         stack.push_async_callback(ledger_store.close)
-        yield events, ledger_store
+        traceability = open_traceability_store(settings)
+        await traceability.open()
+        stack.push_async_callback(traceability.close)
+        yield events, ledger_store, traceability
 
 
 async def verify(settings: Settings) -> LedgerReport:
     keys = public_keys(settings.data_dir / "keys")
-    async with _stores(settings) as (events, ledger_store):
-        records = AuditRecordDigests(events, settings.data_dir / "retention" / "purged.jsonl")
+    async with _stores(settings) as (events, ledger_store, traceability):
+        purge_log = settings.data_dir / "retention" / "purged.jsonl"
+        records = AuditRecordDigests(events, purge_log, traceability)
         return await verify_ledger(ledger_store, records, keys.get)
 
 
@@ -156,7 +173,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 async def _checkpoint(settings: Settings) -> tuple[int, str, str]:
-    async with _stores(settings) as (_, ledger_store):
+    async with _stores(settings) as (_, ledger_store, _traceability):
         ledger = Ledger(ledger_store)
         await ledger.load()
         checkpoint = await ledger.checkpoint(open_keyring(settings.data_dir))

@@ -186,6 +186,17 @@ async def test_recalls_by_lot_and_by_serial(store: TraceabilityStore) -> None:
     assert await store.recalled(states) == {PALLET, *ITEMS}
 
 
+async def test_get_recall_gives_the_whole_record_back(store: TraceabilityStore) -> None:
+    serials = (PALLET, CASES[0], ITEMS[0])
+    recall = RecallRecord("r1", NOW, "ops", reason="seal", serials=serials)
+    lot = RecallRecord("r2", NOW, "qa", gtin=ITEM_GTIN, lot="L1")
+    await store.add_recall(recall)
+    await store.add_recall(lot)
+    assert await store.get_recall("r1") == recall
+    assert await store.get_recall("r2") == lot
+    assert await store.get_recall("r3") is None
+
+
 async def test_recalls_of_a_serial_by_lot_and_by_listed_serials(store: TraceabilityStore) -> None:
     await SerialStateProjection(store).apply(facts(scenario_events()))
     states = await store.get_states([*ITEMS, *CASES, PALLET])

@@ -1,0 +1,127 @@
+"""Ledger leaves for the kept records that are not events or documents: exception
+resolutions and recalls, appended as they are stored and recomputed when the ledger is verified.
+
+A resolution's record ID is ``<exception id>/<position>``: resolutions are only ever appended
+to their exception, so the position names one for good. A leaf's digest is the SHA-256 of the
+record's stored form (the dict the stores keep) as canonical JSON, so editing any stored field
+behind the service's back changes the digest ``dscsa ledger verify`` recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from service.exception_records import ExceptionRecord, Resolution
+from service.ledger import Ledger
+from service.traceability_store import (
+    RecallRecord,
+    TraceabilityStore,
+    recall_to_dict,
+    resolution_to_dict,
+)
+
+__all__ = [
+    "LedgeredTraceabilityStore",
+    "TraceabilityRecordDigests",
+    "recall_leaf",
+    "resolution_leaf",
+]
+
+RESOLUTION = "exception_resolution"
+RECALL = "recall"
+
+
+def _digest(stored: Mapping[str, Any]) -> str:
+    text = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolution_leaf(
+    exception_id: str, position: int, resolution: Resolution
+) -> tuple[str, str, str]:
+    return (RESOLUTION, f"{exception_id}/{position}", _digest(resolution_to_dict(resolution)))
+
+
+def recall_leaf(recall: RecallRecord) -> tuple[str, str, str]:
+    return (RECALL, recall.recall_id, _digest(recall_to_dict(recall)))
+
+
+def _position(record: ExceptionRecord, resolution: Resolution) -> int:
+    # The store answers the record read back after the insert: ours is the last equal one.
+    for position in range(len(record.resolutions) - 1, -1, -1):
+        if record.resolutions[position] == resolution:
+            return position
+    return len(record.resolutions) - 1
+
+
+class LedgeredTraceabilityStore:
+    """A traceability store whose resolutions and recalls get their ledger leaves once stored.
+
+    Every writer of those records (HTTP, pages, scheduled grace-period checks, capture hooks)
+    goes through the app's one store, so wrapping it here leaves none of them unledgered.
+    Everything else is the wrapped store's own method.
+    """
+
+    def __init__(self, store: TraceabilityStore, ledger: Ledger) -> None:
+        self.store = store
+        self._ledger = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.store, name)
+        # Kept on the instance: the next look-up (hot paths such as verification_view) is
+        # an ordinary attribute read, not another __getattr__ call.
+        setattr(self, name, value)
+        return value
+
+    async def add_resolution(self, resolution: Resolution) -> ExceptionRecord | None:
+        record = await self.store.add_resolution(resolution)
+        if record is not None:
+            position = _position(record, resolution)
+            leaf = resolution_leaf(record.exception_id, position, record.resolutions[position])
+            await self._ledger.append([leaf])
+        return record
+
+    async def add_recall(self, recall: RecallRecord) -> None:
+        await self.store.add_recall(recall)
+        await self._ledger.append([recall_leaf(recall)])
+
+
+class TraceabilityRecordDigests:
+    """Current digests of stored resolutions and recalls, for ``dscsa ledger verify``."""
+
+    def __init__(self, store: TraceabilityStore) -> None:
+        self._store = store
+
+    async def digests(self, kind: str, record_ids: Sequence[str]) -> Mapping[str, str]:
+        if kind == RESOLUTION:
+            return await self._resolutions(record_ids)
+        if kind == RECALL:
+            return await self._recalls(record_ids)
+        return {}
+
+    async def _resolutions(self, record_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        records: dict[str, ExceptionRecord | None] = {}
+        for record_id in record_ids:
+            exception_id, _, position_text = record_id.rpartition("/")
+            if not position_text.isdigit():
+                continue
+            if exception_id not in records:
+                records[exception_id] = await self._store.get_exception(exception_id)
+            record, position = records[exception_id], int(position_text)
+            if record is not None and position < len(record.resolutions):
+                found[record_id] = resolution_leaf(
+                    exception_id, position, record.resolutions[position]
+                )[2]
+        return found
+
+    async def _recalls(self, record_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for recall_id in record_ids:
+            recall = await self._store.get_recall(recall_id)
+            if recall is not None:
+                found[recall_id] = recall_leaf(recall)[2]
+        return found
