@@ -343,20 +343,34 @@ def _parse_common(
         expiry = _expiry(raw_exp, today or date.today())
     except InvalidIdentifierError:
         return None
-    return VerificationRequest.model_construct(
-        gtin=gtin,
-        lot=lot,
-        serial=serial,
-        expiry=expiry,
-        req_gln=req_gln,
-        corr_uuid=corr_uuid if corr_uuid is not None else str(uuid.uuid4()),
-        context=query.get("context"),
-        link_type=query.get("linkType"),
-        version=(headers or {}).get("GS1US-Version"),
-        ctrl_possess_att=flag,
-        contact_email=query.get("email"),
-        contact_phone=query.get("telephone"),
+    return _constructed(
+        {
+            "gtin": gtin,
+            "lot": lot,
+            "serial": serial,
+            "expiry": expiry,
+            "req_gln": req_gln,
+            "corr_uuid": corr_uuid if corr_uuid is not None else str(uuid.uuid4()),
+            "context": query.get("context"),
+            "link_type": query.get("linkType"),
+            "version": (headers or {}).get("GS1US-Version"),
+            "ctrl_possess_att": flag,
+            "contact_email": query.get("email"),
+            "contact_phone": query.get("telephone"),
+        }
     )
+
+
+def _constructed(values: dict[str, Any]) -> VerificationRequest:
+    """``VerificationRequest.model_construct(**values)`` for every field's value, by field
+    name in field order: the instance it makes, without its walk over aliases and defaults,
+    which cost ~19 us, most of the fast parse (a test keeps the two identical)."""
+    request = VerificationRequest.__new__(VerificationRequest)
+    object.__setattr__(request, "__dict__", values)
+    object.__setattr__(request, "__pydantic_fields_set__", set(values))
+    object.__setattr__(request, "__pydantic_extra__", None)
+    object.__setattr__(request, "__pydantic_private__", None)
+    return request
 
 
 def _plain_lot_serial(value: str) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from epcis.identifiers import parse_yymmdd
 from verification import messages
 from verification.messages import (
     AdditionalInfo,
@@ -154,3 +155,35 @@ def test_a_segment_that_is_not_utf8_is_a_malformed_request() -> None:
     with pytest.raises(MalformedRequestError) as raised:
         parse_request("gtin/00300010123455/lot/%91/ser/11", {"exp": "270600"})
     assert raised.value.where == "/path/lot"
+
+
+def test_constructed_request_is_model_constructs() -> None:
+    expiry = parse_yymmdd("270600", today=TODAY)
+    values: dict[str, Any] = {
+        "gtin": "00300010123455",
+        "lot": "L1",
+        "serial": "11",
+        "expiry": expiry,
+        "req_gln": None,
+        "corr_uuid": UUIDS[1],
+        "context": None,
+        "link_type": "verificationService",
+        "version": "1.3.0",
+        "ctrl_possess_att": True,
+        "contact_email": None,
+        "contact_phone": None,
+    }
+    assert list(values) == list(VerificationRequest.model_fields)
+    made = messages._constructed(dict(values))
+    reference = VerificationRequest.model_construct(**values)
+    assert made == reference
+    assert made.__dict__ == reference.__dict__
+    assert list(made.__dict__) == list(reference.__dict__)
+    assert made.model_fields_set == reference.model_fields_set
+    assert (made.__pydantic_extra__, made.__pydantic_private__) == (None, None)
+    assert repr(made) == repr(reference)
+    assert made.model_dump(by_alias=True) == reference.model_dump(by_alias=True)
+    # What the shortcut leaves out of model_construct does not apply to this model.
+    assert not VerificationRequest.__pydantic_post_init__
+    assert not VerificationRequest.__pydantic_root_model__
+    assert VerificationRequest.model_config.get("extra") != "allow"
