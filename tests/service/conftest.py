@@ -19,12 +19,10 @@ from service.store import PartnerRole
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTNER_FIXTURES = ROOT / "fixtures" / "partners"
-REFERENCE = ROOT.parent / "shared" / "reference" / "data"
-PHARMA_EXAMPLE = (
-    REFERENCE
-    / "openepcis-test-resources/1.2/EPCIS/XML/Capture/Documents/GS1_US_Pharma_Example_2_2_1_1.xml"
-)
-# The parties of the GS1 US pharma example (sender and receiver of its SBDH).
+# The project's own DSCSA shipment (SBDH, master data, 7 events: 8 packs and 2 cases of lot
+# LOT2026A packed onto a pallet and shipped), so these tests run in a clone without ../shared.
+PHARMA_EXAMPLE = ROOT / "fixtures" / "scenarios" / "dscsa" / "1-manufacturer-to-wholesaler.xml"
+# Its parties, those of the GS1 US pharma example (sender and receiver of its SBDH).
 MANUFACTURER_GLN = "0300011111116"
 WHOLESALER_GLN = "0399999999991"
 STRANGER_GLN = "0614141000005"
@@ -38,8 +36,6 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def pharma_example() -> bytes:
-    if not PHARMA_EXAMPLE.exists():
-        pytest.skip("the shared reference data (/work/shared/reference) is not present")
     return PHARMA_EXAMPLE.read_bytes()
 
 

@@ -32,11 +32,8 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-PHARMA_EXAMPLE = (
-    ROOT.parent
-    / "shared/reference/data/openepcis-test-resources/1.2/EPCIS/XML/Capture/Documents"
-    / "GS1_US_Pharma_Example_2_2_1_1.xml"
-)
+# The project's own DSCSA shipment (see tests/service/conftest.py).
+PHARMA_EXAMPLE = ROOT / "fixtures" / "scenarios" / "dscsa" / "1-manufacturer-to-wholesaler.xml"
 
 
 @dataclass(slots=True)

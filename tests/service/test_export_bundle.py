@@ -1,4 +1,4 @@
-"""Export bundles built from the GS1 US pharma example, and their offline verification."""
+"""Export bundles built from the project's DSCSA shipment, and their offline verification."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from service.keys import KeyRing
 from tests.service.export_fixtures import PHARMA_EXAMPLE, index_captured, open_export_stores
 
 ITEM_GTIN = "00300010123455"
-ITEM = "urn:epc:id:sgtin:030001.0012345.11"
+ITEM = "urn:epc:id:sgtin:030001.0012345.1001"
 MANUFACTURER = "0300011111116"
 WHOLESALER = "0399999999991"
 
@@ -58,11 +58,9 @@ async def _build(folder: Path, scope: ExportScope, xml_signing_limit: int = 1 <<
     return Built(result.path, folder / "keys", result.summary)
 
 
-LOT = ExportScope(ScopeKind.LOT, gtin=ITEM_GTIN, lot="A123")
-# The expected figures below were worked out on GS1's pharma example, kept beside the clone.
-pytestmark = pytest.mark.skipif(
-    not PHARMA_EXAMPLE.exists(), reason=f"GS1's pharma example is absent: {PHARMA_EXAMPLE}"
-)
+LOT = ExportScope(ScopeKind.LOT, gtin=ITEM_GTIN, lot="LOT2026A")
+# The expected figures below are those of fixtures/scenarios/dscsa/1-manufacturer-to-wholesaler.xml:
+# 8 packs of lot LOT2026A in 2 cases on one pallet, sold on PO-2026-0042 / DEL-2026-0101.
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +76,7 @@ def _member(bundle: Built, name: str) -> bytes:
 def test_bundle_holds_exactly_the_documented_files(lot_bundle: Built) -> None:
     with zipfile.ZipFile(lot_bundle.path) as z:
         assert sorted(z.namelist()) == sorted(BUNDLE_FILES)
-    assert lot_bundle.summary["identifiers"] == 12
+    assert lot_bundle.summary["identifiers"] == 8
     assert lot_bundle.summary["xml_signed"] is True
 
 
@@ -114,14 +112,14 @@ def test_transactions_csv_has_dscsa_transaction_information(lot_bundle: Built) -
     row = rows[0]
     assert row["product_name"] == "Epcistra"
     assert row["strength"] == "100mg"
-    assert row["dosage_form"] == "PILL"
+    assert row["dosage_form"] == "TABLET"
     assert row["ndc"] == "0001-0123-45"
-    assert row["number_of_containers"] == "12"
-    assert row["lot"] == "A123"
+    assert row["number_of_containers"] == "8"
+    assert row["lot"] == "LOT2026A"
     assert row["seller_name"] == "GS1 Pharma"
     assert row["buyer_name"] == "GS1 Drug Distributor"
-    assert "XYZPO189" in row["purchase_orders"]
-    assert "DEL100" in row["despatch_advices"]
+    assert "PO-2026-0042" in row["purchase_orders"]
+    assert "DEL-2026-0101" in row["despatch_advices"]
     assert ITEM in row["serials"].split()
 
 
@@ -280,7 +278,7 @@ async def test_serial_scope_follows_the_containers(tmp_path: Path) -> None:
 
 
 async def test_partner_and_gtin_scopes_use_the_date_range(tmp_path: Path) -> None:
-    start, end = datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 12, 31, tzinfo=UTC)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)
     partner = await _build(
         tmp_path / "p",
         ExportScope(ScopeKind.PARTNER, partner_gln=WHOLESALER, date_from=start, date_to=end),
@@ -290,7 +288,7 @@ async def test_partner_and_gtin_scopes_use_the_date_range(tmp_path: Path) -> Non
     gtin = await _build(
         tmp_path / "g", ExportScope(ScopeKind.GTIN, gtin=ITEM_GTIN, date_from=start, date_to=end)
     )
-    assert gtin.summary["identifiers"] == 12
+    assert gtin.summary["identifiers"] == 8
     empty = await _build(
         tmp_path / "e",
         ExportScope(

@@ -26,7 +26,7 @@ from tests.service.conftest import PHARMA_EXAMPLE, Client, bearer, capture
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPMENT = ROOT / "fixtures" / "epcis" / "dscsa-shipment-1.2.xml"
-SERIAL = "urn:epc:id:sgtin:030001.0012345.11"
+SERIAL = "urn:epc:id:sgtin:030001.0012345.1001"
 
 
 def _hashes(path: Path) -> list[str]:
@@ -165,7 +165,7 @@ async def test_lenient_mode_stores_and_records_a_missing_statement(
     assert response.status == 200, await response.text()
     exceptions = (await response.json())["exceptions"]
     assert len(exceptions) == 1
-    shipping = _hashes(PHARMA_EXAMPLE)[-1]  # the example's last event ships the case
+    shipping = _hashes(PHARMA_EXAMPLE)[-1]  # the shipment's last event ships the pallet
     assert exceptions[0]["event_hashes"] == [shipping]
     assert exceptions[0]["identifiers"]
 

@@ -1,4 +1,4 @@
-"""GET /events, /events/{eventID} and /epcs/{epc}/events over the GS1 US pharma example."""
+"""GET /events, /events/{eventID} and /epcs/{epc}/events over the project's DSCSA shipment."""
 
 from __future__ import annotations
 
@@ -35,31 +35,31 @@ async def _query(client: Client, headers: dict[str, str], query: str) -> list[di
     return _events(await response.json())
 
 
-# One capture, many queries: (query string, number of the example's 8 events it selects).
+# One capture, many queries: (query string, number of the shipment's 7 events it selects).
 QUERIES = [
-    ("", 8),
+    ("", 7),
     ("eventType=ObjectEvent", 4),
-    ("eventType=ObjectEvent|AggregationEvent", 8),
+    ("eventType=ObjectEvent|AggregationEvent", 7),
     ("EQ_bizStep=shipping", 1),
     ("EQ_bizStep=urn:epcglobal:cbv:bizstep:commissioning", 3),
-    ("EQ_bizStep=https://ref.gs1.org/cbv/BizStep-packing", 4),
+    ("EQ_bizStep=https://ref.gs1.org/cbv/BizStep-packing", 3),
     ("EQ_action=OBSERVE", 1),
-    ("EQ_disposition=in_progress", 4),
-    ("MATCH_epc=urn:epc:id:sgtin:030001.0012345.11", 2),
+    ("EQ_disposition=in_progress", 3),
+    ("MATCH_epc=urn:epc:id:sgtin:030001.0012345.1001", 2),
     ("MATCH_epc=urn:epc:idpat:sgtin:030001.1012345.*", 2),
-    ("MATCH_parentID=urn:epc:id:sscc:030001.41234567890", 1),
-    ("MATCH_anyEPC=urn:epc:id:sscc:030001.41234567890", 3),
-    ("EQ_bizTransaction_po=urn:epcglobal:cbv:bt:0399999999991:XYZPO189", 1),
+    ("MATCH_parentID=urn:epc:id:sscc:030001.10000000101", 1),
+    ("MATCH_anyEPC=urn:epc:id:sscc:030001.10000000101", 3),
+    ("EQ_bizTransaction_po=urn:epcglobal:cbv:bt:0399999999991:PO-2026-0042", 1),
     ("EQ_source_owning_party=urn:epc:id:sgln:030001.111111.0", 1),
     ("EQ_destination_owning_party=urn:epc:id:sgln:039999.999999.0", 1),
-    ("GE_eventTime=2023-04-01T00:00:00Z", 3),
-    ("LT_eventTime=2023-04-01T00:00:00Z", 5),
-    ("EQ_ILMD_cbvmda:lotNumber=A123", 2),
+    ("GE_eventTime=2026-03-03T00:00:00Z", 3),
+    ("LT_eventTime=2026-03-03T00:00:00Z", 4),
+    ("EQ_ILMD_cbvmda:lotNumber=LOT2026A", 2),
     ("EXISTS_errorDeclaration=true", 0),
     ("EQ_readPoint=urn:epc:id:sgln:030001.111121.0", 3),
-    ("EQ_bizLocation=urn:epc:id:sgln:030001.111111.0", 5),
-    ("EQ_ILMD_cbvmda:itemExpirationDate=2025-03-27", 2),
-    ("GE_recordTime=2000-01-01T00:00:00Z", 8),
+    ("EQ_bizLocation=urn:epc:id:sgln:030001.111111.0", 4),
+    ("EQ_ILMD_cbvmda:itemExpirationDate=2028-03-31", 2),
+    ("GE_recordTime=2000-01-01T00:00:00Z", 7),
     ("LT_recordTime=2000-01-01T00:00:00Z", 0),
 ]
 
@@ -108,7 +108,7 @@ async def test_paging_follows_link_headers_to_every_event_once(
             assert "nextPageToken=" in url
         pages += 1
     assert pages == 3
-    assert len(seen) == len(set(seen)) == 8
+    assert len(seen) == len(set(seen)) == 7
 
 
 async def test_xml_on_accept(client: Client, captured: dict[str, str]) -> None:
@@ -121,7 +121,7 @@ async def test_xml_on_accept(client: Client, captured: dict[str, str]) -> None:
     assert root.tag == f"{{{QUERY_NS}}}EPCISQueryDocument"
     events = root.findall(f"EPCISBody/{{{QUERY_NS}}}QueryResults/resultsBody/EventList/ObjectEvent")
     assert len(events) == 1
-    assert events[0].findtext("epcList/epc") == "urn:epc:id:sscc:030001.41234567890"
+    assert events[0].findtext("epcList/epc") == "urn:epc:id:sscc:030001.10000000101"
 
 
 async def test_unacceptable_media_type_is_406(client: Client, captured: dict[str, str]) -> None:
@@ -165,7 +165,7 @@ async def test_event_by_id_and_404(client: Client, captured: dict[str, str]) -> 
 
 
 async def test_events_of_one_epc(client: Client, captured: dict[str, str]) -> None:
-    epc = quote("urn:epc:id:sscc:030001.41234567890", safe="")
+    epc = quote("urn:epc:id:sscc:030001.10000000101", safe="")
     response = await client.get(f"/epcs/{epc}/events?perPage=10", headers=captured)
     assert response.status == 200
     assert len(_events(await response.json())) == 3

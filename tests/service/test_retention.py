@@ -26,14 +26,12 @@ from tests.service.export_fixtures import (
     open_export_stores,
 )
 
-# The example's events happened on 2023-04-01 and were captured today.
+# The shipment's events happened in March 2026 and were captured today.
 CAPTURED_AT = datetime.now(UTC)
 
 
 @pytest.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[ExportStores]:
-    if not PHARMA_EXAMPLE.exists():
-        pytest.skip("the shared reference data is not present")
     opened = await open_export_stores(tmp_path)
     await index_captured(opened.events, opened.trace, opened.ledger, PHARMA_EXAMPLE)
     yield opened
