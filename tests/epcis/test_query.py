@@ -23,18 +23,16 @@ from epcis.query import (
 from epcis.reading import read_document
 from epcis.vocabulary import BIZ_STEPS, DISPOSITIONS
 
+# The project's own DSCSA shipment: 7 events (8 packs and 2 cases of lot LOT2026A commissioned
+# and packed, a pallet commissioned, packed and shipped on PO-2026-0042 / DEL-2026-0101).
 PHARMA = (
-    Path(__file__).resolve().parents[3]
-    / "shared/reference/data/openepcis-test-resources/1.2/EPCIS/XML/Capture/Documents"
-    / "GS1_US_Pharma_Example_2_2_1_1.xml"
+    Path(__file__).resolve().parents[2]
+    / "fixtures/scenarios/dscsa/1-manufacturer-to-wholesaler.xml"
 )
 
 
 @pytest.fixture(scope="module")
 def pharma_events() -> tuple[EventBase, ...]:
-    # Counts below were worked out by hand on GS1's example, which is not ours to copy.
-    if not PHARMA.is_file():
-        pytest.skip(f"GS1's pharma example is not beside the clone ({PHARMA})")
     return read_document(PHARMA.read_bytes()).events
 
 
@@ -191,29 +189,30 @@ def test_bad_parameters_are_query_parameter_errors(params: dict[str, str], messa
 
 
 def test_ilmd_fields_of_a_real_event(pharma_events: tuple[EventBase, ...]) -> None:
-    assert ilmd_lot_and_expiry(pharma_events[0]) == ("A123", date(2025, 3, 27))
+    assert ilmd_lot_and_expiry(pharma_events[0]) == ("LOT2026A", date(2028, 3, 31))
     assert ilmd_lot_and_expiry(pharma_events[2]) == (None, None)
 
 
 @pytest.mark.parametrize(
     ("params", "selected"),
     [
-        ({}, 8),
-        ({"eventType": "AggregationEvent"}, 4),
+        ({}, 7),
+        ({"eventType": "AggregationEvent"}, 3),
         ({"EQ_bizStep": "urn:epcglobal:cbv:bizstep:commissioning"}, 3),
         ({"EQ_disposition": "in_transit", "EQ_action": "OBSERVE"}, 1),
-        ({"MATCH_epc": "urn:epc:id:sgtin:030001.0012345.11"}, 2),
-        ({"MATCH_parentID": "urn:epc:id:sscc:030001.41234567890"}, 1),
-        ({"MATCH_anyEPC": "urn:epc:id:sscc:030001.41234567890"}, 3),
+        ({"MATCH_epc": "urn:epc:id:sgtin:030001.0012345.1001"}, 2),
+        ({"MATCH_parentID": "urn:epc:id:sscc:030001.10000000101"}, 1),
+        ({"MATCH_anyEPC": "urn:epc:id:sscc:030001.10000000101"}, 3),
         ({"EQ_readPoint": "urn:epc:id:sgln:030001.111121.0"}, 3),
-        ({"EQ_bizTransaction_desadv": "urn:epcglobal:cbv:bt:0300011111215:DEL100"}, 1),
-        ({"EQ_bizTransaction_po": "urn:epcglobal:cbv:bt:0300011111215:DEL100"}, 0),
+        ({"EQ_bizTransaction_desadv": "urn:epcglobal:cbv:bt:0300011111215:DEL-2026-0101"}, 1),
+        ({"EQ_bizTransaction_po": "urn:epcglobal:cbv:bt:0300011111215:DEL-2026-0101"}, 0),
         ({"EQ_source_owning_party": "urn:epc:id:sgln:030001.111111.0"}, 1),
-        ({"EQ_ILMD_cbvmda:lotNumber": "A123"}, 2),
-        ({"EQ_ILMD_cbvmda:itemExpirationDate": "2025-03-28"}, 0),
+        ({"EQ_ILMD_cbvmda:lotNumber": "LOT2026A"}, 2),
+        ({"EQ_ILMD_cbvmda:itemExpirationDate": "2028-04-01"}, 0),
+        ({"EQ_ILMD_cbvmda:itemExpirationDate": "2028-03-31"}, 2),
         ({"EXISTS_errorDeclaration": ""}, 0),
-        ({"GE_eventTime": "2023-04-01T00:00:00Z"}, 3),
-        ({"GE_recordTime": "2023-04-01T00:00:00Z"}, 0),
+        ({"GE_eventTime": "2026-03-03T00:00:00Z"}, 3),
+        ({"GE_recordTime": "2026-03-03T00:00:00Z"}, 0),
     ],
 )
 def test_matches_on_the_pharma_example(
