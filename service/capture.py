@@ -472,8 +472,8 @@ async def run_capture(
     """
     progress = _Progress(job)
     runner = HookRunner(hooks, spool_dir) if hooks else None
-    verdict = _SchemaVerdict(schema_check, document, source) if schema_check else None
     reader = _EventReader(document, limits, source, uuid.uuid4().hex, runner)
+    verdict = _SchemaVerdict(schema_check, document, source) if schema_check else None
     try:
         await _capture_batches(
             store, document, reader, progress, instance, on_batch, runner, verdict
