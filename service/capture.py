@@ -35,7 +35,7 @@ from epcis.errors import DocumentTooLargeError, EPCISError, Problem, SchemaViola
 from epcis.event_hash import event_hash, ignored_fields
 from epcis.jsonld_writer import event_to_jsonld, json_time
 from epcis.model import DocumentFormat, DocumentHead, Event
-from epcis.reading import ReadLimits, detect_format, iter_document
+from epcis.reading import EventError, ReadLimits, detect_format, iter_document
 from epcis.validation import validate_xml
 from epcis.xml_safety import MAX_PROLOG_BYTES
 from service.capture_hooks import CaptureHook, CapturePolicy, HookRunner, precheck_facts
@@ -128,9 +128,11 @@ def file_document(path: Path, limit: int) -> SpooledDocument:
 @contextlib.contextmanager
 def _document_items(
     document: SpooledDocument, limits: ReadLimits, source: str
-) -> Iterator[Iterator[DocumentHead | Event]]:
+) -> Iterator[Iterator[DocumentHead | Event | EventError]]:
+    # Events that cannot be built come as EventError items, so one bad event does not end the
+    # document: a proceed capture stores the others (a rollback capture refuses them all).
     with document.path.open("rb") as handle:
-        items = iter_document(handle, limits=limits, source_name=source)
+        items = iter_document(handle, limits=limits, source_name=source, event_errors=True)
         try:
             yield items
         finally:
@@ -198,7 +200,8 @@ def document_senders(document: SpooledDocument, limits: ReadLimits, source: str)
         owners: set[str] = set()
         for event in items:
             assert not isinstance(event, DocumentHead)
-            owners.update(s.value for s in event.source_list if s.type == "owning_party")
+            if not isinstance(event, EventError):
+                owners.update(s.value for s in event.source_list if s.type == "owning_party")
         return tuple(sorted(owners))
 
 
@@ -217,7 +220,8 @@ def document_facts(
         facts = []
         for event in items:
             assert not isinstance(event, DocumentHead)
-            facts.append(EventFacts.from_event(event, event_hash(event, ignore=ignore)))
+            if not isinstance(event, EventError):  # the capture itself reports it
+                facts.append(EventFacts.from_event(event, event_hash(event, ignore=ignore)))
     return head, facts
 
 
@@ -373,7 +377,7 @@ class _EventReader:
 
 
 def _fill(
-    items: Iterator[DocumentHead | Event],
+    items: Iterator[DocumentHead | Event | EventError],
     ignore: frozenset[str],
     document_id: str,
     position: int,
@@ -387,6 +391,11 @@ def _fill(
         for event in items:
             assert not isinstance(event, DocumentHead)
             position += 1
+            if isinstance(event, EventError):
+                batch.problems.append(_at_event(event.error, event.position))
+                if len(batch.records) + len(batch.problems) >= BATCH_SIZE:
+                    return batch, position
+                continue
             try:
                 record = event_record(
                     event, ignore, record_time, document_id, record_time_text=record_time_text
