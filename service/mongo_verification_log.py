@@ -3,6 +3,7 @@ update or delete path; deny those to the service's database user for enforcement
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING
@@ -32,6 +33,10 @@ class MongoVerificationLog:
 
     async def append(self, entry: VerificationLogEntry) -> None:
         await self._db.verifications.insert_one(entry_to_dict(entry))
+
+    async def entries(self, entry_ids: Sequence[str]) -> dict[str, VerificationLogEntry]:
+        cursor = self._db.verifications.find({"entry_id": {"$in": list(entry_ids)}})
+        return {doc["entry_id"]: entry_from_dict(doc) async for doc in cursor}
 
     async def query(self, where: LogFilter) -> list[VerificationLogEntry]:
         match: dict[str, Any] = {}

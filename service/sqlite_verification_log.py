@@ -251,6 +251,21 @@ class SQLiteVerificationLog:
         if self._queued:
             self._write_queued(loop)
 
+    async def entries(self, entry_ids: Sequence[str]) -> dict[str, VerificationLogEntry]:
+        def work(db: sqlite3.Connection) -> dict[str, VerificationLogEntry]:
+            found: dict[str, VerificationLogEntry] = {}
+            ids = list(entry_ids)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                # Only "?" placeholders are formatted in; the IDs are bound parameters.
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT entry_id, body FROM verifications WHERE entry_id IN ({marks})"  # noqa: S608
+                for entry_id, body in db.execute(sql, chunk):
+                    found[entry_id] = entry_from_dict(json.loads(body))
+            return found
+
+        return await self._run(work)
+
     async def query(self, where: LogFilter) -> list[VerificationLogEntry]:
         clauses: list[str] = []
         params: list[Any] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,6 +56,10 @@ class VerificationLog(Protocol):
     async def append(self, entry: VerificationLogEntry) -> None: ...
     async def query(self, where: LogFilter) -> list[VerificationLogEntry]:
         """Matching entries in the order they were appended, at most ``where.limit``."""
+        ...
+
+    async def entries(self, entry_ids: Sequence[str]) -> dict[str, VerificationLogEntry]:
+        """The stored entries with these IDs (ledger verification reads them back)."""
         ...
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service.app import open_store
 from service.audit import open_keyring, open_ledger_store
-from service.audit_records import TraceabilityRecordDigests
+from service.audit_records import TraceabilityRecordDigests, VerificationRecordDigests
 from service.keys import key_id_of, load_public_key
 from service.ledger import Ledger, LedgerStore
 from service.ledger_records import StoreRecordDigests, event_digest
-from service.ledger_verification import LedgerReport, verify_ledger
+from service.ledger_verification import LedgerReport, RecordDigests, verify_ledger
 from service.settings import Settings, SettingsError
 from service.store import EventStore
 from service.traceability_store import TraceabilityStore, open_traceability_store
+from service.verification_log import VerificationLog, open_verification_log
 
 __all__ = [
     "AuditRecordDigests",
@@ -78,11 +80,14 @@ class AuditRecordDigests(StoreRecordDigests):
         store: EventStore,
         purge_log: Path | None = None,
         traceability: TraceabilityStore | None = None,
+        verifications: VerificationLog | None = None,
     ) -> None:
-        extra = {}
+        extra: dict[str, RecordDigests] = {}
         if traceability is not None:
             records = TraceabilityRecordDigests(traceability)
-            extra = {"exception_resolution": records, "recall": records}
+            extra |= {"exception_resolution": records, "recall": records}
+        if verifications is not None:
+            extra["verification"] = VerificationRecordDigests(verifications)
         super().__init__(store, extra)
         self._events_store = store
         self._purged = _purged(purge_log) if purge_log is not None else {}
@@ -122,10 +127,16 @@ def public_keys(folder: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+@dataclass(frozen=True, slots=True)
+class _Stores:
+    events: EventStore
+    ledger: LedgerStore
+    traceability: TraceabilityStore
+    verifications: VerificationLog
+
+
 @asynccontextmanager
-async def _stores(
-    settings: Settings,
-) -> AsyncIterator[tuple[EventStore, LedgerStore, TraceabilityStore]]:
+async def _stores(settings: Settings) -> AsyncIterator[_Stores]:
     async with AsyncExitStack() as stack:
         events = open_store(settings)
         await events.open()
@@ -136,15 +147,20 @@ async def _stores(
         traceability = open_traceability_store(settings)
         await traceability.open()
         stack.push_async_callback(traceability.close)
-        yield events, ledger_store, traceability
+        verifications = open_verification_log(settings)
+        await verifications.open()
+        stack.push_async_callback(verifications.close)
+        yield _Stores(events, ledger_store, traceability, verifications)
 
 
 async def verify(settings: Settings) -> LedgerReport:
     keys = public_keys(settings.data_dir / "keys")
-    async with _stores(settings) as (events, ledger_store, traceability):
+    async with _stores(settings) as stores:
         purge_log = settings.data_dir / "retention" / "purged.jsonl"
-        records = AuditRecordDigests(events, purge_log, traceability)
-        return await verify_ledger(ledger_store, records, keys.get)
+        records = AuditRecordDigests(
+            stores.events, purge_log, stores.traceability, stores.verifications
+        )
+        return await verify_ledger(stores.ledger, records, keys.get)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -173,7 +189,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 async def _checkpoint(settings: Settings) -> tuple[int, str, str]:
-    async with _stores(settings) as (_, ledger_store, _traceability):
+    async with _stores(settings) as stores:
+        ledger_store = stores.ledger
         ledger = Ledger(ledger_store)
         await ledger.load()
         checkpoint = await ledger.checkpoint(open_keyring(settings.data_dir))

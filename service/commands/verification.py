@@ -12,17 +12,22 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from epcis.errors import EPCISError
+from service.app import open_store
+from service.audit import open_ledger_store
+from service.audit_records import LeafQueue, LedgeredVerificationLog
 from service.lookup_directory import FileLookupDirectory
 from service.returns import ReturnOutcome, ReturnProcessor, local_log_entry, request_from_scan
 from service.settings import Settings, SettingsError
+from service.store import EventStore
 from service.traceability_store import TraceabilityStore, open_traceability_store
 from service.verification_log import VerificationLog, open_verification_log
 from service.verification_responder import LocalResponder, VerificationSettings
@@ -58,6 +63,7 @@ def register(subparsers: Any) -> None:
 class _Context:
     settings: Settings
     gln: str
+    events: EventStore
     traceability: TraceabilityStore
     log: VerificationLog
     local: LocalResponder
@@ -71,7 +77,21 @@ async def _opened(settings: Settings, vrs: VerificationSettings) -> AsyncIterato
         traceability = open_traceability_store(settings)
         await traceability.open()
         stack.push_async_callback(traceability.close)
-        log = open_verification_log(settings)
+        events = open_store(settings)
+        await events.open()
+        stack.push_async_callback(events.close)
+        ledger_store = open_ledger_store(settings, events)
+        await ledger_store.open()
+        stack.push_async_callback(ledger_store.close)
+
+        async def ledger_append(leaves: Sequence[tuple[str, str, str]]) -> object:
+            # Straight to the ledger store: a one-shot command needs no tree in memory, and a
+            # running server's ledger takes these leaves in when it next appends or proves.
+            return await ledger_store.append(leaves, datetime.now(UTC))
+
+        log: VerificationLog = LedgeredVerificationLog(
+            open_verification_log(settings), LeafQueue(ledger_append)
+        )
         await log.open()
         stack.push_async_callback(log.close)
         directory = FileLookupDirectory(vrs.directory_path(settings))
@@ -87,6 +107,7 @@ async def _opened(settings: Settings, vrs: VerificationSettings) -> AsyncIterato
         yield _Context(
             settings,
             gln,
+            events,
             traceability,
             log,
             LocalResponder(traceability, settings.company_prefixes, gln),
@@ -135,24 +156,17 @@ def run_verify(args: argparse.Namespace) -> int:
 async def _return(
     settings: Settings, vrs: VerificationSettings, scan: str, returned_by: str
 ) -> ReturnOutcome:
-    from service.app import open_store
-
-    events = open_store(settings)
-    await events.open()
-    try:
-        async with _opened(settings, vrs) as context:
-            processor = ReturnProcessor(
-                events,
-                context.traceability,
-                context.local,
-                context.log,
-                our_gln=context.gln,
-                spool_dir=settings.spool_dir,
-                remote=context.requestor,
-            )
-            return await processor.process(scan, returned_by, CLI_USER)
-    finally:
-        await events.close()
+    async with _opened(settings, vrs) as context:
+        processor = ReturnProcessor(
+            context.events,
+            context.traceability,
+            context.local,
+            context.log,
+            our_gln=context.gln,
+            spool_dir=settings.spool_dir,
+            remote=context.requestor,
+        )
+        return await processor.process(scan, returned_by, CLI_USER)
 
 
 def run_return(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from multidict import CIMultiDict
 from pydantic import ValidationError
 
 from epcis.errors import EPCISError, InvalidDocumentError
+from service.audit import LEDGER
+from service.audit_records import LeafQueue, LedgeredVerificationLog
 from service.auth import Principal, Role, principal_of, require_role
 from service.credentials import (
     CredentialCheck,
@@ -101,6 +103,9 @@ def verification_context(
         settings = app[SETTINGS]
         vrs = verification_settings or VerificationSettings.from_environ()
         log = log_factory(settings)
+        ledger = app.get(LEDGER)
+        if ledger is not None:
+            log = LedgeredVerificationLog(log, LeafQueue(ledger.append))
         await log.open()
         directory = FileLookupDirectory(vrs.directory_path(settings))
         directory.load()

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app
+from service.audit_records import LeafQueue, LedgeredVerificationLog
 from service.commands.ledger import verify
+from service.handlers.verification import VERIFICATION
 from service.settings import Settings
 from service.state import SETTINGS
-from tests.service.conftest import Client, capture
+from tests.service.conftest import Client, bearer, capture
 
 FAULTY = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "dscsa" / "faulty"
 
@@ -98,3 +105,103 @@ async def _kinds(settings: Settings) -> Any:
     with sqlite3.connect(settings.sqlite_path) as db:
         for (kind,) in db.execute("SELECT DISTINCT kind FROM ledger_leaves"):
             yield kind
+
+
+SCENARIO = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "dscsa"
+VRS_QUERY = {
+    "exp": "280331",
+    "linkType": "verificationService",
+    "context": "dscsaSaleableReturn",
+}
+
+
+async def test_verifications_are_ledgered_in_groups_and_verified(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    settings = Settings(
+        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
+        data_dir=tmp_path / "data",
+        gln="0300011111116",
+        company_prefixes=("030001",),
+        shutdown_timeout=5,
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+    job = await capture(
+        client, (SCENARIO / "1-manufacturer-to-wholesaler.xml").read_bytes(), operator
+    )
+    assert job["success"], job
+    replies = await asyncio.gather(
+        *(
+            client.get(
+                f"/vrs/gtin/00300010123455/lot/LOT2026A/ser/{serial}",
+                params=VRS_QUERY,
+                headers=operator,
+            )
+            for serial in (1001, 1002, 1003, 4242)
+        )
+    )
+    assert [r.status for r in replies] == [200] * 4
+    log = app[VERIFICATION].log
+    assert isinstance(log, LedgeredVerificationLog)
+    await log.drain()
+    logged = await (await client.get("/verifications", headers=operator)).json()
+    entry_ids = [e["entry_id"] for e in logged["verifications"]]
+    assert len(entry_ids) == 4
+    for entry_id in entry_ids:
+        status, body = await _leaves(client, operator, "verification", entry_id)
+        assert status == 200, body
+    report = await verify(settings)
+    assert report.ok, report.findings
+
+    log_file = settings.sqlite_path.with_suffix(".verifications.sqlite")
+    with sqlite3.connect(log_file) as db:
+        # What someone editing the file behind the service's back would do.
+        db.execute("DROP TRIGGER verifications_no_update")
+        (body,) = db.execute(
+            "SELECT body FROM verifications WHERE entry_id = ?", (entry_ids[3],)
+        ).fetchone()
+        db.execute(
+            "UPDATE verifications SET body = ? WHERE entry_id = ?",
+            (body.replace('"verified":false', '"verified":true'), entry_ids[3]),
+        )
+    report = await verify(settings)
+    assert [(f.problem, entry_ids[3] in f.detail) for f in report.findings] == [("changed", True)]
+
+
+async def test_leaf_queue_groups_a_turn_and_what_arrives_during_an_append() -> None:
+    calls: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def append(leaves: Any) -> None:
+        calls.append([record_id for _, record_id, _ in leaves])
+        if len(calls) == 1:
+            await release.wait()
+
+    queue = LeafQueue(append)
+    for n in range(3):
+        queue.add(("verification", f"a{n}", "0" * 64))
+    await asyncio.sleep(0.01)
+    queue.add(("verification", "b0", "0" * 64))  # while the first group is appended
+    queue.add(("verification", "b1", "0" * 64))
+    release.set()
+    await queue.drain()
+    assert calls == [["a0", "a1", "a2"], ["b0", "b1"]]
+
+
+async def test_leaf_queue_goes_on_after_a_failed_append(caplog: Any) -> None:
+    calls: list[int] = []
+
+    async def append(leaves: Any) -> None:
+        calls.append(len(leaves))
+        if len(calls) == 1:
+            raise OSError("disk full")
+
+    queue = LeafQueue(append)
+    queue.add(("recall", "r1", "0" * 64))
+    await queue.drain()
+    queue.add(("recall", "r2", "0" * 64))
+    await queue.drain()
+    assert calls == [1, 1]
+    assert "could not ledger 1 records" in caplog.text
