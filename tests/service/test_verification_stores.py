@@ -59,6 +59,8 @@ async def _exercise(log: VerificationLog) -> None:
     window = LogFilter(since=T + timedelta(minutes=1), until=T + timedelta(minutes=3))
     assert [e.entry_id for e in await log.query(window)] == ["e1", "e2"]
     assert (await log.query(LogFilter(limit=1)))[0] == _entry(0)
+    found = await log.entries(["e2", "e0", "missing"])
+    assert found == {"e0": _entry(0), "e2": _entry(2)}
 
 
 async def test_sqlite_log_round_trips_and_refuses_changes(tmp_path: Path) -> None:
