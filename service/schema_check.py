@@ -90,7 +90,12 @@ class SchemaChecker:
         Cancelling drops a check still waiting for the worker; one already running finishes
         there (its result unused), so the worker is never killed under another check.
         """
-        return await self._run(validate_xml, str(path), source_name=source_name)
+        found = await self._run(validate_xml, str(path), source_name=source_name)
+        if found and self.defers(await asyncio.to_thread(os.path.getsize, path)):
+            # Locating the problems parsed the whole (large) document into a tree, and the
+            # worker's heap keeps that size: the next check gets a fresh worker instead.
+            self._retire()
+        return found
 
     async def worker_cpu_seconds(self) -> float:
         """CPU seconds the worker process has used so far (for benchmarks and diagnostics)."""
@@ -129,6 +134,11 @@ class SchemaChecker:
                 max_workers=1, mp_context=self._context, initializer=_warm_worker
             )
         return self._pool
+
+    def _retire(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)  # a check already queued there still runs
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         # Checks that were queued on the broken pool see the same error and come here too:

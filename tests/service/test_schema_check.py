@@ -71,6 +71,25 @@ async def test_the_worker_is_warm_and_reused(checker: SchemaChecker) -> None:
     assert await checker.worker_cpu_seconds() > 0
 
 
+async def test_a_worker_that_located_problems_in_a_large_document_is_retired(
+    tmp_path: Path,
+) -> None:
+    valid = tmp_path / "valid.xml"
+    valid.write_bytes(shipment_with_commissionings(50))
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(shipment_with_commissionings(50, wrong_order_at=20))
+    async with SchemaChecker(defer_above=1_000) as checker:
+        first = await checker.warm()
+        assert await checker.problems(valid, "valid.xml") == []
+        assert await checker.warm() == first
+        assert await checker.problems(broken, "broken.xml")
+        assert await checker.warm() != first  # its heap held the whole tree: a fresh one
+    async with SchemaChecker() as small:  # below the threshold the tree is small: kept
+        first = await small.warm()
+        assert await small.problems(broken, "broken.xml")
+        assert await small.warm() == first
+
+
 async def test_a_killed_idle_worker_is_replaced(tmp_path: Path) -> None:
     document = tmp_path / "doc.xml"
     document.write_bytes(shipment_with_commissionings(10, wrong_order_at=3))
