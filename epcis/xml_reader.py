@@ -309,7 +309,7 @@ def _parsed_time(text: str, default_offset: str | None) -> datetime | None:
     if _DATETIME.fullmatch(text) is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        value = _from_xsd(text)
     except ValueError:
         return None
     if value.tzinfo is None:
@@ -320,13 +320,28 @@ def _parsed_time(text: str, default_offset: str | None) -> datetime | None:
     return value
 
 
+# xsd:dateTime allows 24:00:00 (with zero fractions) as the end of a day, i.e. 00:00:00 of the
+# next one; Python's ISO parser does not.
+_END_OF_DAY = re.compile(r"T24:00:00(?:\.0+)?")
+
+
+def _from_xsd(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        start_of_day, found = _END_OF_DAY.subn("T00:00:00", text, count=1)
+        if not found:
+            raise
+        return datetime.fromisoformat(start_of_day) + timedelta(days=1)
+
+
 def _time_problem(text: str, element: etree._Element, default_offset: str | None) -> datetime:
     """Raise what is wrong with a time that :func:`_parsed_time` refused."""
     match = _DATETIME.fullmatch(text)
     if match is None:
         raise _ContentError(f"not an xsd:dateTime: {text!r}", element)
     try:
-        value = datetime.fromisoformat(text)
+        value = _from_xsd(text)
     except ValueError as error:
         raise _ContentError(f"not an xsd:dateTime: {text!r}", element) from error
     if value.tzinfo is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -156,6 +156,29 @@ def test_content_errors_name_source_line_and_path() -> None:
 def test_unparsable_time_is_a_content_error() -> None:
     with pytest.raises(InvalidDocumentError, match="not an xsd:dateTime"):
         read_document(_document(_EVENT.format(time="yesterday", action="ADD")))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-02-28T24:00:00Z", datetime(2026, 3, 1, tzinfo=UTC)),
+        (
+            "2024-12-31T24:00:00.000+05:00",
+            datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+        ),
+        ("2026-03-01T24:00:00", datetime(2026, 3, 2, tzinfo=timezone(timedelta(hours=1)))),
+    ],
+)
+def test_end_of_day_time_is_the_next_midnight(text: str, expected: datetime) -> None:
+    # xsd:dateTime allows 24:00:00 as the end of a day; a zone-less one takes the event offset.
+    (event,) = read_document(_document(_EVENT.format(time=text, action="ADD"))).events
+    assert event.event_time == expected
+
+
+@pytest.mark.parametrize("text", ["2026-03-01T24:00:01Z", "2026-03-01T24:30:00Z"])
+def test_other_times_past_24_are_still_refused(text: str) -> None:
+    with pytest.raises(InvalidDocumentError, match="not an xsd:dateTime"):
+        read_document(_document(_EVENT.format(time=text, action="ADD")))
 
 
 def test_ilmd_is_refused_outside_object_and_transformation_events() -> None:
