@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from epcis.reading import ReadLimits
 from service.app import create_app
 from service.capture import file_document, new_job, run_capture
 from service.dscsa_checks import on_events_committed
+from service.exception_records import ExceptionRecord, ExceptionType, Finding
 from service.handlers.traceability import TRACEABILITY
 from service.handlers.verification import verification_context, verification_routes
 from service.partners import add_partner
@@ -218,6 +219,31 @@ async def test_recalled_serial_is_verified_with_info(vrs: tuple[Client, Tokens])
     await recall(client.app[TRACEABILITY], RecallRequest(gtin=ITEM_GTIN, lot="L1"), "op")
     reply = await client.get(VERIFY.format(serial=12), params=_query(), headers=tokens.wholesaler)
     assert (await reply.json())["data"] == {"verified": True, "additionalInfo": "Recalled"}
+
+
+async def test_a_serial_determined_illegitimate_is_not_for_redistribution(
+    vrs: tuple[Client, Tokens],
+) -> None:
+    client, tokens = vrs
+    (epc,) = [item for item in ITEMS if item.endswith(".12")]
+    finding = Finding(ExceptionType.LOT_OR_EXPIRY_MISMATCH, "two lots", identifiers=(epc,))
+    (record,) = await client.app[TRACEABILITY].add_exceptions(
+        [ExceptionRecord.of(finding, datetime.now(UTC))]
+    )
+    suspect = await client.get(VERIFY.format(serial=12), params=_query(), headers=tokens.wholesaler)
+    assert (await suspect.json())["data"] == {"verified": True, "additionalInfo": "Suspect"}
+    resolved = await client.post(
+        f"/exceptions/{record.exception_id}/resolution",
+        json={"note": "counterfeit", "determination": "illegitimate", "form3911": "IN-2026-7"},
+        headers=tokens.operator,
+    )
+    assert resolved.status == 201, await resolved.text()
+    reply = await client.get(VERIFY.format(serial=12), params=_query(), headers=tokens.wholesaler)
+    assert (await reply.json())["data"] == {
+        "verified": False,
+        "verificationFailureReason": "Not_for_re-distribution",
+        "additionalInfo": "Illegitimate",
+    }
 
 
 @pytest.mark.parametrize(
