@@ -34,6 +34,8 @@ __all__ = [
     "resolution_from_body",
     "resolve_exception",
     "traceability_routes",
+    "view_party",
+    "visible_lot_serials",
 ]
 
 TRACEABILITY = web.AppKey("traceability", TraceabilityStore)
@@ -183,7 +185,7 @@ def _enum_param(request: web.Request, name: str, enum: type[Any]) -> Any:
         raise InvalidRequestError(f"{name} must be one of {allowed}") from error
 
 
-def _party(caller: Caller) -> frozenset[str] | None:
+def view_party(caller: Caller) -> frozenset[str] | None:
     """None for a full view (operators, auditors), a partner's match keys for its own view;
     403 for any other role."""
     if caller.role in _READERS:
@@ -193,16 +195,12 @@ def _party(caller: Caller) -> frozenset[str] | None:
     raise web.HTTPForbidden(text="this needs the role operator, auditor or partner")
 
 
-def _lot_row(state: SerialState, status: Status, party: frozenset[str] | None) -> dict[str, Any]:
-    custodian, location = state.custodian, state.location
-    if party is not None:
-        seen = partner_state(state, PartyMatch(party))
-        custodian, location = seen.custodian, seen.location
+def _lot_row(state: SerialState, status: Status) -> dict[str, Any]:
     return {
         "identifier": state.epc,
         "status": status.value,
-        "custodian": custodian,
-        "location": location,
+        "custodian": state.custodian,
+        "location": state.location,
         "expiry": state.expiry.isoformat() if state.expiry else None,
     }
 
@@ -213,31 +211,39 @@ def _holds_now(state: SerialState, mine: PartyMatch) -> bool:
     return mine(state.owner) or mine(state.custodian) or mine(state.destination)
 
 
+async def visible_lot_serials(
+    store: TraceabilityStore, gtin: str, lot: str, party: frozenset[str] | None
+) -> list[tuple[SerialState, Status]]:
+    """The serials of a lot with their statuses, as ``GET /lots`` and the Trace page show
+    them: all for a full view (``party`` None); for a partner only those it owns, holds or
+    that are on their way to it, each as :func:`partner_state` (statuses from the full
+    state)."""
+    if party is None:
+        return await lot_serials(store, gtin, lot)
+    # Decided before statuses are read: a partner's answer never depends on (nor costs the
+    # reads of) the serials it has nothing to do with.
+    mine = PartyMatch(party)
+    held = [s for s in await store.states_by_lot(gtin, lot) if _holds_now(s, mine)]
+    statuses = await effective_statuses(store, held)
+    return [(partner_state(s, mine), statuses[s.epc]) for s in held]
+
+
 class _Handlers:
     def __init__(self, authorize: Authorize, identify: Identify) -> None:
         self._authorize = authorize
         self._identify = identify
 
     async def get_trace(self, request: web.Request) -> web.Response:
-        party = _party(self._identify(request))
+        party = view_party(self._identify(request))
         identifier = request.match_info["identifier"]
         result = await trace(request.app[TRACEABILITY], identifier, party=party)
         return web.json_response(result.to_json())
 
     async def get_lot(self, request: web.Request) -> web.Response:
-        party = _party(self._identify(request))
+        party = view_party(self._identify(request))
         gtin, lot = request.match_info["gtin"], request.match_info["lot"]
-        store = request.app[TRACEABILITY]
-        if party is None:
-            rows = await lot_serials(store, gtin, lot)
-        else:
-            # Decided before statuses are read: a partner's answer never depends on (nor
-            # costs the reads of) the serials it has nothing to do with.
-            mine = PartyMatch(party)
-            held = [s for s in await store.states_by_lot(gtin, lot) if _holds_now(s, mine)]
-            statuses = await effective_statuses(store, held)
-            rows = [(s, statuses[s.epc]) for s in held]
-        serials = [_lot_row(state, status, party) for state, status in rows]
+        rows = await visible_lot_serials(request.app[TRACEABILITY], gtin, lot, party)
+        serials = [_lot_row(state, status) for state, status in rows]
         return web.json_response({"gtin": gtin, "lot": lot, "serials": serials})
 
     async def post_recall(self, request: web.Request) -> web.Response:
