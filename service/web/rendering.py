@@ -44,7 +44,7 @@ _SECURITY_HEADERS = {
 _NAVIGATION = (
     ("dashboard", "Dashboard", (Role.OPERATOR, Role.AUDITOR)),
     ("verify", "Verify", (Role.OPERATOR, Role.PARTNER)),
-    ("trace", "Trace", (Role.OPERATOR, Role.AUDITOR)),
+    ("trace", "Trace", (Role.OPERATOR, Role.AUDITOR, Role.PARTNER)),
     ("exceptions", "Exceptions", (Role.OPERATOR, Role.AUDITOR)),
     ("exports", "Exports", (Role.OPERATOR, Role.AUDITOR)),
 )
@@ -82,7 +82,7 @@ _TEMPLATES = _environment()
 
 
 def home_for(principal: Principal) -> str:
-    """Where a person lands after signing in: partners only verify."""
+    """Where a person lands after signing in: partners on Verify (they have no dashboard)."""
     return f"{PAGE_PREFIX}/verify" if principal.role is Role.PARTNER else f"{PAGE_PREFIX}/"
 
 

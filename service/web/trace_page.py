@@ -11,16 +11,15 @@ from epcis.errors import EPCISError, InvalidIdentifierError
 from epcis.identifiers import canonical_epc, parse_scan
 from service.auth import Principal, Role
 from service.exception_records import ExceptionRecord
-from service.handlers.traceability import TRACEABILITY
+from service.handlers.traceability import TRACEABILITY, Caller, view_party, visible_lot_serials
 from service.master_data import PartyRecord, ProductRecord
-from service.recalls import lot_serials
 from service.serial_state import SerialState, Status
 from service.trace import Trace, UnknownIdentifierError, resolve_identifier, trace
 from service.traceability_store import ExceptionFilter, TraceabilityStore
 from service.verification_responder import serial_epc
 from service.web.rendering import page, render
 
-__all__ = ["LotView", "TraceView", "find", "get_trace"]
+__all__ = ["LotView", "TraceView", "find", "get_trace", "lot_view", "trace_view"]
 
 _DL = "https://id.gs1.org"
 
@@ -90,29 +89,44 @@ async def _exceptions(store: TraceabilityStore, names: list[str]) -> tuple[Excep
     return tuple(sorted(found.values(), key=lambda r: r.created_at))
 
 
-async def trace_view(store: TraceabilityStore, epc: str) -> TraceView:
-    result = await trace(store, epc)
+async def trace_view(
+    store: TraceabilityStore, epc: str, party: frozenset[str] | None = None
+) -> TraceView:
+    """What the page shows of ``epc``: the trace as ``GET /trace`` gives it to the same
+    caller (``party``: see :func:`service.handlers.traceability.view_party`); exceptions and
+    a container's contents only in the full view, as the JSON partner view has neither."""
+    result = await trace(store, epc, party=party)
     state = result.state
     products = await store.get_products([state.gtin] if state.gtin else [])
-    containers = [c for c in (state.parent, state.top_container) if c]
-    contents = await store.children_ever([result.identifier])
+    exceptions: tuple[ExceptionRecord, ...] = ()
+    contents: tuple[str, ...] = ()
+    if party is None:
+        containers = [c for c in (state.parent, state.top_container) if c]
+        names = [result.identifier, *dict.fromkeys(containers)]
+        exceptions = await _exceptions(store, names)
+        contents = tuple(sorted(await store.children_ever([result.identifier])))
     return TraceView(
         trace=result,
         product=products.get(state.gtin) if state.gtin else None,
         parties=await store.get_parties(_party_ids(result)),
-        exceptions=await _exceptions(store, [result.identifier, *dict.fromkeys(containers)]),
-        contents=tuple(sorted(contents)),
+        exceptions=exceptions,
+        contents=contents,
         recalled=state.recalled_in_data or bool(result.recalls),
     )
 
 
-async def lot_view(store: TraceabilityStore, gtin: str, lot: str) -> LotView:
+async def lot_view(
+    store: TraceabilityStore, gtin: str, lot: str, party: frozenset[str] | None = None
+) -> LotView:
+    """The lot's serials as ``GET /lots`` gives them to the same caller."""
     products = await store.get_products([gtin])
-    rows = await lot_serials(store, gtin, lot)
+    rows = await visible_lot_serials(store, gtin, lot, party)
     return LotView(gtin, lot, products.get(gtin), tuple(sorted(rows, key=lambda r: r[0].epc)))
 
 
-async def find(store: TraceabilityStore, query: dict[str, str]) -> TraceView | LotView | None:
+async def find(
+    store: TraceabilityStore, query: dict[str, str], party: frozenset[str] | None = None
+) -> TraceView | LotView | None:
     text = query.get("q", "").strip()
     parts = (query.get("gtin", ""), query.get("serial", ""), query.get("lot", ""))
     if text:
@@ -122,17 +136,24 @@ async def find(store: TraceabilityStore, query: dict[str, str]) -> TraceView | L
     else:
         return None
     if isinstance(target, tuple):
-        return await lot_view(store, *target)
-    return await trace_view(store, target)
+        return await lot_view(store, *target, party)
+    return await trace_view(store, target, party)
 
 
-@page(Role.OPERATOR, Role.AUDITOR)
+def _party(principal: Principal) -> frozenset[str] | None:
+    # The JSON routes' own decision, so the page never shows a partner more (or less).
+    return view_party(Caller(principal.partner_id, principal.role.value, principal.identifiers))
+
+
+@page(Role.OPERATOR, Role.AUDITOR, Role.PARTNER)
 async def get_trace(request: web.Request, principal: Principal) -> web.StreamResponse:
     query = {k: request.query.get(k, "") for k in ("q", "gtin", "serial", "lot")}
+    party = _party(principal)
     context: dict[str, Any] = {"query": query, "view": None, "error": None}
+    context["partner_view"] = party is not None
     status = 200
     try:
-        view = await find(request.app[TRACEABILITY], query)
+        view = await find(request.app[TRACEABILITY], query, party)
     except UnknownIdentifierError as error:
         context["error"], status = f"Nothing is recorded for this identifier ({error}).", 404
     except (InvalidIdentifierError, EPCISError) as error:

@@ -240,11 +240,13 @@ async def test_trace_page_shows_recalls_with_their_reason(
     assert "broken tamper seal" in html
 
 
-async def test_a_partner_may_verify_but_not_trace(client: Client) -> None:
+async def test_a_partner_may_verify_and_trace_but_not_see_exceptions(client: Client) -> None:
+    # What the partner sees on the Trace page is tested in tests/web/test_trace_page.py.
     token = await issue_token(client.app, "Corner Pharmacy", "0388888888888", "partner")
     await sign_in(client, token)
     assert (await client.get("/ui/verify")).status == 200
-    response = await client.get("/ui/trace")
+    assert (await client.get("/ui/trace")).status == 200
+    response = await client.get("/ui/exceptions")
     assert response.status == 403
     assert "not open to that role" in await response.text()
 
