@@ -16,7 +16,14 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
-from service.containment import EventFacts, Interval, TimelineEntry, intervals_for_child, timeline
+from service.containment import (
+    EventFacts,
+    Interval,
+    TimelineEntry,
+    _relevant_to,
+    intervals_for_child,
+    timeline,
+)
 from service.exception_records import ExceptionType, Finding, Hold
 
 __all__ = [
@@ -491,6 +498,10 @@ class SerialStateProjection:
         all_facts = {**facts, **await loader.facts(parents - set(facts))}
         by_child: dict[str, list[Interval]] = {}
         findings: list[Finding] = []
+        empties: dict[str, list[EventFacts]] = {}
+        # Children with the same relevant events (the items of one case) have the same
+        # containment but for their own name: it is computed once per set of events.
+        shared: dict[tuple[tuple[int, bool], ...], list[Interval]] = {}
         for child in children:
             own = facts.get(child, [])
             if not any(child in f.child_epcs for f in own if f.is_aggregation()):
@@ -498,11 +509,19 @@ class SerialStateProjection:
                 # wrong about it: without one there is nothing to find (the common case).
                 by_child[child] = []
                 continue
-            relevant = list(own)
+            relevant = [f for f in own if _relevant_to(child, f)]
             for parent in {f.parent_id for f in own if f.parent_id and f.parent_id != child}:
-                relevant.extend(all_facts.get(parent, ()))
+                relevant.extend(_emptyings(parent, all_facts, empties))
+            key = tuple((id(f), child in f.child_epcs) for f in relevant)
+            twin = shared.get(key)
+            if twin is not None:
+                by_child[child] = [Interval(i.parent, child, i.start, i.end) for i in twin]
+                continue
             by_child[child], problems = intervals_for_child(child, relevant)
-            findings.extend(problems)
+            if problems:
+                findings.extend(problems)  # findings name their child: not shared
+            else:
+                shared[key] = by_child[child]
         loader.known_intervals(by_child)
         return by_child, findings
 
@@ -652,6 +671,25 @@ async def load_timeline(
     await loader.load([epc])
     parent, top = loader.containers_now(epc)
     return timeline(epc, loader.facts_of, loader.intervals_of), parent, top
+
+
+def _emptyings(
+    parent: str, all_facts: dict[str, list[EventFacts]], known: dict[str, list[EventFacts]]
+) -> list[EventFacts]:
+    """The unpackings of ``parent`` that name no children (they empty it).
+
+    Of a container's events only these can bear on a child's containment without naming the
+    child (those naming it are among the child's own), so only they are handed on to
+    :func:`intervals_for_child`, which ignores the rest anyway.
+    """
+    found = known.get(parent)
+    if found is None:
+        found = known[parent] = [
+            f
+            for f in all_facts.get(parent, ())
+            if f.is_aggregation() and f.parent_id and f.action == "DELETE" and not f.child_epcs
+        ]
+    return found
 
 
 def _open_parent(intervals: Iterable[Interval]) -> str | None:

@@ -28,6 +28,7 @@ from service.containment import (
     intervals_for_child,
     timeline,
 )
+from service.exception_records import ExceptionType
 from service.serial_state import (
     SerialState,
     SerialStateProjection,
@@ -275,6 +276,91 @@ async def test_findings_of_one_update_are_those_of_recomputing_everything() -> N
     _, keys = _recompute_all(all_facts)
     assert {f.key for f in update.findings} == keys
     assert {s.epc: s for s in update.states} == _recompute_all(all_facts)[0]
+
+
+def _with_full_cases(history: list[EventFacts]) -> list[EventFacts]:
+    """``history`` after every serial was packed into one case and both cases on the pallet:
+    siblings with the same events, whose containment is computed once and shared."""
+    start = len(history)
+    pack: dict[str, Any] = {"event_type": "AggregationEvent", "action": "ADD"}
+    return [
+        *history,
+        _make(start, 0, parent_id=_CASES[0], child_epcs=_SERIALS, **pack),
+        _make(start + 1, 1, parent_id=_PALLET, child_epcs=_CASES, **pack),
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(_history())
+def test_shared_containment_of_siblings_equals_recomputing_everything(
+    history: list[EventFacts],
+) -> None:
+    """States and findings (which name their serial, so are never shared) of one update."""
+    all_facts = _with_full_cases(history)
+
+    async def apply() -> tuple[dict[str, SerialState], set[str]]:
+        store = SQLiteTraceabilityStore(":memory:")
+        await store.open()
+        try:
+            update = await SerialStateProjection(store).apply(all_facts)
+            stored = await store.intervals_for_children(_UNIVERSE)
+        finally:
+            await store.close()
+        assert {c: found for c, found in stored.items() if found} == _all_intervals(all_facts)
+        return {s.epc: s for s in update.states}, {f.key for f in update.findings}
+
+    assert asyncio.run(apply()) == _recompute_all(all_facts)
+
+
+def _all_intervals(all_facts: list[EventFacts]) -> dict[str, list[Interval]]:
+    """Each identifier's containment, child by child, as the projection did before sharing."""
+    by_epc: dict[str, list[EventFacts]] = {}
+    for f in {f.hash_id: f for f in all_facts}.values():
+        for epc in dict.fromkeys(f.names()):
+            by_epc.setdefault(epc, []).append(f)
+    found: dict[str, list[Interval]] = {}
+    for epc, own in by_epc.items():
+        relevant = list(own)
+        for container in {f.parent_id for f in own if f.parent_id and f.parent_id != epc}:
+            relevant.extend(by_epc.get(container, ()))
+        intervals, _ = intervals_for_child(epc, relevant)
+        if intervals:
+            found[epc] = intervals
+    return found
+
+
+def test_siblings_share_containment_but_keep_their_own_name_and_findings() -> None:
+    packed = _make(
+        1, 0, event_type="AggregationEvent", action="ADD", parent_id=_CASES[0], child_epcs=_SERIALS
+    )
+    # The second serial is unpacked from a case it is not in: a finding for it alone.
+    wrong = _make(
+        2,
+        1,
+        event_type="AggregationEvent",
+        action="DELETE",
+        parent_id=_CASES[1],
+        child_epcs=_SERIALS[1:2],
+    )
+    emptied = _make(3, 2, event_type="AggregationEvent", action="DELETE", parent_id=_CASES[0])
+    all_facts = [packed, wrong, emptied]
+
+    async def apply() -> tuple[SerialState, ...]:
+        store = SQLiteTraceabilityStore(":memory:")
+        await store.open()
+        try:
+            update = await SerialStateProjection(store).apply(all_facts)
+            intervals = await store.intervals_for_children(_SERIALS)
+        finally:
+            await store.close()
+        unpacked = [f for f in update.findings if f.type is ExceptionType.NOT_IN_CONTAINER]
+        assert [f.identifiers for f in unpacked] == [(_SERIALS[1],)]
+        for serial in _SERIALS:
+            assert intervals[serial] == [Interval(_CASES[0], serial, packed.key, emptied.key)]
+        return update.states
+
+    states = asyncio.run(apply())
+    assert {s.epc: s for s in states} == _recompute_all(all_facts)[0]
 
 
 # --- encodings and caches -------------------------------------------------------------------
