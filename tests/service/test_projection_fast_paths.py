@@ -15,12 +15,21 @@ import json
 from collections.abc import Iterable
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epcis.model import XmlElement
+from epcis.errors import EPCISError
+from epcis.model import (
+    AggregationEvent,
+    EventBase,
+    ObjectEvent,
+    TransformationEvent,
+    XmlElement,
+)
+from epcis.reading import read_document
 from service.containment import (
     EventFacts,
     Interval,
@@ -48,6 +57,7 @@ from tests.service import serial_state_reference as reference
 from tests.service.dscsa_scenario import CASES, ITEMS, PALLET, facts, scenario_events
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 _SERIALS = tuple(f"urn:epc:id:sgtin:030001.0012345.{n}" for n in range(4))
 _CASES = ("urn:epc:id:sgtin:030001.1012345.1", "urn:epc:id:sgtin:030001.1012345.2")
 _PALLET = "urn:epc:id:sscc:030001.4000000001"
@@ -524,3 +534,71 @@ async def test_add_facts_reports_each_new_hash_once_in_order() -> None:
         assert {f.hash_id for f in found[PALLET]} <= {f.hash_id for f in all_facts[:4]}
     finally:
         await store.close()
+
+
+def _reference_from_event(event: EventBase, hash_id: str, document_id: str | None) -> EventFacts:
+    """``EventFacts.from_event`` as it was before reading fields by class."""
+    parent = getattr(event, "parent_id", None)
+    if isinstance(event, AggregationEvent):
+        epcs: tuple[str, ...] = ()
+        children = event.child_epcs
+    elif isinstance(event, TransformationEvent):
+        epcs, children = event.input_epc_list + event.output_epc_list, ()
+    else:
+        epcs, children = tuple(getattr(event, "epc_list", ())), ()
+    ilmd = event.ilmd if isinstance(event, ObjectEvent | TransformationEvent) else None
+    lot, expiry = _lot_and_expiry(ilmd or ())
+    action = getattr(event, "action", None)
+    return EventFacts(
+        hash_id=hash_id,
+        event_id=event.event_id or hash_id,
+        event_type=type(event).__name__,
+        event_time=event.event_time,
+        action=str(action) if action is not None else None,
+        biz_step=event.biz_step,
+        disposition=event.disposition,
+        read_point=event.read_point,
+        biz_location=event.biz_location,
+        epcs=epcs,
+        parent_id=parent,
+        child_epcs=children,
+        sources=tuple((s.type, s.value) for s in event.source_list),
+        destinations=tuple((d.type, d.value) for d in event.destination_list),
+        biz_transactions=tuple((b.type or "", b.value) for b in event.biz_transaction_list),
+        lot=lot,
+        expiry=expiry,
+        document_id=document_id,
+    )
+
+
+def _fixture_events() -> list[EventBase]:
+    events: list[EventBase] = list(scenario_events())
+    for path in sorted(_FIXTURES.rglob("*.xml")):
+        try:
+            events.extend(read_document(path.read_bytes()).events)
+        except EPCISError:
+            continue  # the fixtures of broken documents
+    return events
+
+
+def test_facts_from_events_are_those_of_the_generic_reading() -> None:
+    events = _fixture_events()
+    kinds = {type(e).__name__ for e in events}
+    assert kinds >= {"ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent"}
+    assert any(e.source_list for e in events)
+    assert any(e.biz_transaction_list for e in events)
+    for n, event in enumerate(events):
+        for document_id in (None, "doc"):
+            expected = _reference_from_event(event, f"h{n}", document_id)
+            assert EventFacts.from_event(event, f"h{n}", document_id) == expected
+
+
+def test_compact_facts_json_is_what_json_dumps_gives() -> None:
+    for f in [
+        *facts(scenario_events()),
+        *(EventFacts.from_event(e, "h") for e in _fixture_events()),
+    ]:
+        data: dict[str, Any] = {name: getattr(f, name) for name in f.__slots__}
+        data["event_time"] = f.event_time.isoformat()
+        data["expiry"] = f.expiry.isoformat() if f.expiry else None
+        assert f.to_json() == json.dumps(data, separators=(",", ":"))
