@@ -20,7 +20,6 @@ from service.containment import (
     EventFacts,
     Interval,
     TimelineEntry,
-    _relevant_to,
     intervals_for_child,
     timeline,
 )
@@ -127,6 +126,14 @@ def _gtin(prefix: str, reference: str) -> str:
 def _check_digit(digits: str) -> str:
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
     return str((10 - total % 10) % 10)
+
+
+def _kind_and_gtin(epc: str) -> tuple[str, str | None]:
+    """``(_kind_of(epc), gtin_of(epc))`` with one match for the common SGTIN URN."""
+    match = _SGTIN.match(epc)
+    if match:
+        return "sgtin", _gtin(match.group(1), match.group(2))
+    return _kind_of(epc), gtin_of(epc)
 
 
 def _kind_of(epc: str) -> str:
@@ -336,10 +343,11 @@ class _Fold:
         else:
             status = lifecycle
         epc = self.epc
+        kind, gtin = _kind_and_gtin(epc)
         return SerialState(
             epc=epc,
-            kind=_kind_of(epc),
-            gtin=gtin_of(epc),
+            kind=kind,
+            gtin=gtin,
             lot=self.lot,
             expiry=self.expiry,
             commissioned_at=self.commissioned_at,
@@ -503,16 +511,32 @@ class SerialStateProjection:
         # containment but for their own name: it is computed once per set of events.
         shared: dict[tuple[tuple[int, bool], ...], list[Interval]] = {}
         for child in children:
-            own = facts.get(child, [])
-            if not any(child in f.child_epcs for f in own if f.is_aggregation()):
+            # One pass over the child's own events: whether an aggregation lists it, which of
+            # them bear on its containment, and the containers they name.
+            listed = False
+            relevant: list[EventFacts] = []
+            key_parts: list[tuple[int, bool]] = []
+            containers: list[str] = []
+            for f in facts.get(child, ()):
+                parent = f.parent_id
+                if f.event_type == "AggregationEvent":
+                    named = child in f.child_epcs
+                    listed = listed or named
+                    if parent and (named or (f.action == "DELETE" and not f.child_epcs)):
+                        relevant.append(f)
+                        key_parts.append((id(f), named))
+                if parent and parent != child and parent not in containers:
+                    containers.append(parent)
+            if not listed:
                 # Only an aggregation listing the child starts or ends its containment, or is
                 # wrong about it: without one there is nothing to find (the common case).
                 by_child[child] = []
                 continue
-            relevant = [f for f in own if _relevant_to(child, f)]
-            for parent in {f.parent_id for f in own if f.parent_id and f.parent_id != child}:
-                relevant.extend(_emptyings(parent, all_facts, empties))
-            key = tuple((id(f), child in f.child_epcs) for f in relevant)
+            for container in containers:
+                for f in _emptyings(container, all_facts, empties):
+                    relevant.append(f)
+                    key_parts.append((id(f), False))
+            key = tuple(key_parts)
             twin = shared.get(key)
             if twin is not None:
                 by_child[child] = [Interval(i.parent, child, i.start, i.end) for i in twin]
@@ -553,27 +577,29 @@ class SerialStateProjection:
 
 def _with_identity(state: SerialState, epc: str) -> SerialState:
     """``state`` as the state of ``epc``: what the fold gives for a serial with the same events."""
+    kind, gtin = _kind_and_gtin(epc)
+    # Positional, in field order: keywords cost a visible share for every twin.
     return SerialState(
-        epc=epc,
-        kind=_kind_of(epc),
-        gtin=gtin_of(epc),
-        lot=state.lot,
-        expiry=state.expiry,
-        commissioned_at=state.commissioned_at,
-        commissioner=state.commissioner,
-        commissioning_event=state.commissioning_event,
-        parent=state.parent,
-        top_container=state.top_container,
-        owner=state.owner,
-        custodian=state.custodian,
-        location=state.location,
-        destination=state.destination,
-        lifecycle=state.lifecycle,
-        recalled_in_data=state.recalled_in_data,
-        status=state.status,
-        last_event=state.last_event,
-        last_event_time=state.last_event_time,
-        last_shipment=state.last_shipment,
+        epc,
+        kind,
+        gtin,
+        state.lot,
+        state.expiry,
+        state.commissioned_at,
+        state.commissioner,
+        state.commissioning_event,
+        state.parent,
+        state.top_container,
+        state.owner,
+        state.custodian,
+        state.location,
+        state.destination,
+        state.lifecycle,
+        state.recalled_in_data,
+        state.status,
+        state.last_event,
+        state.last_event_time,
+        state.last_shipment,
     )
 
 
@@ -627,11 +653,14 @@ class _Loader:
         """What the fold of ``epc`` depends on besides ``epc`` itself: its events (and whether
         each lists it among its EPCs, which decides commissioning), its intervals and current
         containers; None when ``epc`` is among its own ancestors (bad data: not shared)."""
-        intervals = tuple(self._intervals.get(epc, ()))
-        if any(epc in self._reach(i.parent) for i in intervals):
-            return None
-        own = tuple((f.hash_id, epc in f.epcs) for f in self._facts.get(epc, ()))
-        return (own, tuple((i.parent, i.start, i.end) for i in intervals), parent, top)
+        intervals = self._intervals.get(epc, ())
+        spans = []
+        for i in intervals:
+            if epc in self._reach(i.parent):
+                return None
+            spans.append((i.parent, i.start, i.end))
+        own = tuple([(f.hash_id, epc in f.epcs) for f in self._facts.get(epc, ())])
+        return (own, tuple(spans), parent, top)
 
     def _reach(self, parent: str) -> frozenset[str]:
         """``parent`` and every container it was ever in; kept, as siblings share them."""
@@ -693,7 +722,10 @@ def _emptyings(
 
 
 def _open_parent(intervals: Iterable[Interval]) -> str | None:
-    return next((i.parent for i in intervals if i.end is None), None)
+    for interval in intervals:
+        if interval.end is None:
+            return interval.parent
+    return None
 
 
 def _chunks(items: Sequence[str] | Collection[str]) -> Iterable[list[str]]:

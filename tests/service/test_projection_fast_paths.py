@@ -42,6 +42,8 @@ from service.serial_state import (
     SerialState,
     SerialStateProjection,
     Status,
+    _kind_and_gtin,
+    _kind_of,
     compute_state,
     gtin_of,
 )
@@ -240,6 +242,22 @@ def test_gtin_memo_gives_the_reference_check_digits() -> None:
         "urn:epc:id:sgtin:0614141.012345.x",
     ):
         assert gtin_of(epc) == reference.gtin_of(epc)
+
+
+def test_kind_and_gtin_in_one_match_equal_the_separate_readings() -> None:
+    for epc in (
+        *ITEMS,
+        *CASES,
+        PALLET,
+        "urn:epc:id:sgtin:0614141.112345.400",
+        "https://id.gs1.org/01/09506000134352/21/abc",
+        "https://id.gs1.org/00/106141412345678908",
+        "urn:epc:id:sgtin:0614141.012345.x",
+        "urn:epc:id:sgtin:0614141.012345.",
+        "urn:epc:id:sscc:0614141.1234567890",
+        "urn:epc:id:grai:0614141.12345.1",
+    ):
+        assert _kind_and_gtin(epc) == (_kind_of(epc), gtin_of(epc))
 
 
 # --- the projection -----------------------------------------------------------------------------
