@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from epcis.errors import EPCISError, Problem
 from epcis.model import EPCISHeader, EventBase
+from epcis.query import identifier_key
 from service.containment import EventFacts
 from service.exception_records import (
     ExceptionRecord,
@@ -169,24 +170,29 @@ async def precheck(
     return findings
 
 
-def _is_return(
-    receipt: EventFacts, last: EventFacts | None, to: set[str | None], us: set[str | None]
-) -> bool:
+def _keys(*values: str | None) -> set[str]:
+    # Parties and places compared by GS1 key, not by spelling: an SGLN URN's company prefix
+    # length and a Digital Link name the same GLN.
+    return {identifier_key(value) for value in values if value is not None}
+
+
+def _is_return(receipt: EventFacts, last: EventFacts | None, to: set[str], us: set[str]) -> bool:
     """A receipt back from the party we last shipped to, of a shipment that left from us."""
-    if last is None or receipt.source("owning_party") not in to - {None}:
+    if last is None or not _keys(receipt.source("owning_party")) & to:
         return False
-    return bool({last.source("owning_party"), last.source("location")} & us)
+    return bool(_keys(last.source("owning_party"), last.source("location")) & us)
 
 
 async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts]) -> list[Finding]:
     findings: list[Finding] = []
     for receipt in (f for f in facts if f.biz_step == "receiving"):
-        us = {
+        ours = (
             receipt.biz_location,
             receipt.read_point,
             receipt.destination("location"),
             receipt.destination("owning_party"),
-        } - {None}
+        )
+        us = _keys(*ours)
         for epc in receipt.epcs:
             entries, _, _ = await load_timeline(store, epc)
             shipped = [
@@ -195,12 +201,16 @@ async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts
                 if e.facts.biz_step == "shipping" and e.facts.key < receipt.key
             ]
             last = shipped[-1] if shipped else None
-            to = {last.destination("location"), last.destination("owning_party")} if last else set()
-            if not (to - {None}) & us and not _is_return(receipt, last, to, us):
+            to = (
+                _keys(last.destination("location"), last.destination("owning_party"))
+                if last
+                else set()
+            )
+            if not to & us and not _is_return(receipt, last, to, us):
                 findings.append(
                     Finding(
                         ExceptionType.RECEIVED_NOT_SHIPPED_TO_US,
-                        f"{epc} received at {', '.join(sorted(str(u) for u in us))} "
+                        f"{epc} received at {', '.join(sorted({u for u in ours if u}))} "
                         "without a shipment to there",
                         (epc,),
                         (receipt.hash_id,),

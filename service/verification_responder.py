@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from epcis.errors import InvalidIdentifierError
-from epcis.identifiers import sgtin_epc
+from epcis.identifiers import sgtin_epc, sgtin_spellings
 from service.exception_records import Hold
 from service.serial_state import Status
 from service.settings import Settings, SettingsError
@@ -122,6 +122,14 @@ class LocalResponder:
             return None
         # State, recall and holds in one store call: each call is a hop to the store's thread.
         view = await self._store.verification_view(epc)
+        if view is None:
+            # Our own documents may spell the URN with another company prefix length than
+            # GS1's table gives (NDC labeler codes): an unknown serial is looked for in each
+            # spelling before it is called unknown.
+            for spelling in sgtin_spellings(gtin, serial)[1:]:
+                view = await self._store.verification_view(spelling)
+                if view is not None:
+                    break
         if view is None or view.state.commissioned_at is None:
             return None
         return await self._flags(view)

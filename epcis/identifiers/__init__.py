@@ -9,6 +9,7 @@ from epcis.identifiers.canonical import (
     epc_pattern_matches,
     gs1_key_pairs,
     sgtin_epc,
+    sgtin_spellings,
     to_digital_link,
     to_epc_urn,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "parse_yymmdd",
     "same_expiry",
     "sgtin_epc",
+    "sgtin_spellings",
     "to_digital_link",
     "to_epc_urn",
     "urn_escape",

@@ -28,6 +28,7 @@ __all__ = [
     "epc_pattern_matches",
     "gs1_key_pairs",
     "sgtin_epc",
+    "sgtin_spellings",
     "to_digital_link",
     "to_epc_urn",
 ]
@@ -127,6 +128,32 @@ def sgtin_epc(gtin: str, serial: str) -> str:
         if stem is not None:
             return stem + serial
     return canonical_epc(digital_link_from_pairs((("01", gtin), ("21", serial))))
+
+
+_GCP_LENGTHS = range(6, 13)
+
+
+@lru_cache(maxsize=4096)
+def sgtin_spellings(gtin: str, serial: str) -> tuple[str, ...]:
+    """Every SGTIN URN spelling of one GTIN and serial: :func:`sgtin_epc` first, then the URN
+    for each other GS1 company prefix length.
+
+    A URN fixes the company prefix length, and documents may use one the prefix table does not
+    give (US NDC-based GTINs: '03' and a 4- or 5-digit labeler code), so an identifier read
+    as a URN is kept in that spelling. A look-up from a GTIN and serial (a scan, a
+    verification request) tries the others before calling the serial unknown.
+    """
+    first = sgtin_epc(gtin, serial)
+    spellings = [first]
+    gtin14 = gtin.zfill(14)  # GTIN-8, -12 and -13 as the Digital Link reads them
+    for length in _GCP_LENGTHS:
+        try:
+            urn = urn_from_pairs((("01", gtin14), ("21", serial)), length)
+        except InvalidIdentifierError:
+            continue
+        if urn not in spellings:
+            spellings.append(urn)
+    return tuple(spellings)
 
 
 _PROBE_SERIAL = "0"

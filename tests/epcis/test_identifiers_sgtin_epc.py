@@ -13,8 +13,10 @@ from epcis.identifiers import (
     canonical_epc,
     digital_link_from_pairs,
     sgtin_epc,
+    sgtin_spellings,
     with_check_digit,
 )
+from epcis.query import identifier_key
 
 PLAIN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._"
 # Leading digits that GS1's prefix data knows (US 03..., 0614141, ...) and ones it may not.
@@ -74,3 +76,27 @@ def test_known_prefix_gives_the_urn_and_unknown_the_digital_link() -> None:
     assert sgtin_epc(gtin, "a/b") == general(gtin, "a/b")
     with pytest.raises(InvalidIdentifierError):
         sgtin_epc(gtin[:-1] + str((int(gtin[-1]) + 1) % 10), "ABC")
+
+
+@settings(max_examples=200, deadline=None)
+@given(gtins(), st.text(PLAIN, min_size=1, max_size=20))
+@example("00300011123454", "10")
+def test_every_spelling_names_the_same_gtin_and_serial(gtin: str, serial: str) -> None:
+    try:
+        spellings = sgtin_spellings(gtin, serial)
+    except InvalidIdentifierError:
+        assert fast(gtin, serial).startswith("error")
+        return
+    assert spellings[0] == sgtin_epc(gtin, serial)
+    assert len(set(spellings)) == len(spellings)
+    assert {identifier_key(spelling) for spelling in spellings} == {identifier_key(spellings[0])}
+    urns = [s for s in spellings if s.startswith("urn:epc:id:sgtin:")]
+    # One URN per company prefix length from 6 to 12 digits.
+    assert sorted(len(urn.split(":")[-1].split(".")[0]) for urn in urns) == list(range(6, 13))
+
+
+def test_a_seven_digit_ndc_prefix_is_among_the_spellings() -> None:
+    assert sgtin_spellings("00300011123454", "10")[:2] == (
+        "urn:epc:id:sgtin:030001.0112345.10",  # GS1's prefix table
+        "urn:epc:id:sgtin:0300011.012345.10",  # '03' and a 5-digit labeler code
+    )

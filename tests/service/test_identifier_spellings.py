@@ -1,0 +1,84 @@
+"""A manufacturer whose URNs use another company prefix length than GS1's table gives is still
+found from a GTIN and serial: verification answers and saleable returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.conftest import Client, bearer, capture
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "fixtures" / "epcis" / "ndc-partition-1.2.xml"
+GTIN = "00300011123454"  # spelled urn:epc:id:sgtin:0300011.012345.* in the document
+WHOLESALER_GLN = "0399999999991"
+QUERY = {
+    "exp": "280630",
+    "linkType": "verificationService",
+    "context": "dscsaSaleableReturn",
+    "reqGLN": WHOLESALER_GLN,
+    "corrUUID": "5d0c0d6e-3c8e-4a53-9a1e-6f1f3b2a7c10",
+}
+
+
+async def _service(aiohttp_client: AiohttpClient, tmp_path: Path) -> tuple[Client, dict[str, str]]:
+    settings = Settings(
+        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
+        data_dir=tmp_path / "data",
+        gln="0300011111116",
+        company_prefixes=("030001",),
+        shutdown_timeout=5,
+    )
+    client = await aiohttp_client(create_app(settings))
+    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+    job = await capture(client, DOCUMENT.read_bytes(), operator)
+    assert job["success"], job
+    return client, operator
+
+
+async def test_verification_finds_a_serial_in_its_documents_spelling(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client, operator = await _service(aiohttp_client, tmp_path)
+    found = await client.get(f"/vrs/gtin/{GTIN}/lot/LOT5/ser/10", params=QUERY, headers=operator)
+    assert (await found.json())["data"] == {"verified": True}
+    wrong_lot = await client.get(
+        f"/vrs/gtin/{GTIN}/lot/LOT6/ser/11", params=QUERY, headers=operator
+    )
+    assert (await wrong_lot.json())["data"] == {
+        "verified": False,
+        "verificationFailureReason": "No_match_GTIN_Serial_Lot",
+    }
+    unknown = await client.get(f"/vrs/gtin/{GTIN}/lot/LOT5/ser/12", params=QUERY, headers=operator)
+    assert (await unknown.json())["data"] == {
+        "verified": False,
+        "verificationFailureReason": "No_match_GTIN_Serial",
+    }
+
+
+async def test_a_return_is_matched_to_the_shipment_in_its_spelling(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client, operator = await _service(aiohttp_client, tmp_path)
+    reply = await client.post(
+        "/returns",
+        json={"scan": f"(01){GTIN}(21)10(10)LOT5(17)280630", "from": WHOLESALER_GLN},
+        headers=operator,
+    )
+    body = await reply.json()
+    assert body["disposition"] == "restocked", body
+    assert body["epc"] == "urn:epc:id:sgtin:0300011.012345.10"
+    # The restock event names the pack as its history does: one serial, no orphan.
+    traced = await (await client.get(f"/trace/{body['epc']}", headers=operator)).json()
+    assert traced["events"][-1]["biz_step"] == "receiving", traced["events"][-1]
+    exceptions = await (await client.get("/exceptions", headers=operator)).json()
+    assert exceptions["exceptions"] == []
+    never_shipped = await client.post(
+        "/returns",
+        json={"scan": f"(01){GTIN}(21)11(10)LOT5(17)280630", "from": WHOLESALER_GLN},
+        headers=operator,
+    )
+    assert (await never_shipped.json())["disposition"] == "rejected"
