@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from epcis.errors import EPCISError, InvalidIdentifierError
+from epcis.identifiers import gs1_key_pairs, sgtin_spellings
 from service.containment import EventFacts, TimelineEntry
 from service.master_data import PartyRecord, ProductRecord
 from service.partners import party_keys
@@ -155,6 +156,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _other_spellings(epc: str) -> tuple[str, ...]:
+    """Other URNs of the same SGTIN (see ``sgtin_spellings``): the documents may have spelled
+    it with another company prefix length than the one a scan or Digital Link resolves to."""
+    try:
+        pairs = gs1_key_pairs(epc)
+        if pairs is None or [ai for ai, _ in pairs] != ["01", "21"]:
+            return ()
+        (_, gtin), (_, serial) = pairs
+        return tuple(s for s in sgtin_spellings(gtin, serial) if s != epc)
+    except InvalidIdentifierError:
+        return ()
+
+
 async def trace(
     store: TraceabilityStore, identifier: str, *, party: frozenset[str] | None = None
 ) -> Trace:
@@ -163,6 +177,12 @@ async def trace(
     :func:`partner_trace`, and the same 404 when it is party to nothing."""
     epc = resolve_identifier(identifier)
     view = await store.trace_view(epc)
+    if view.state is None:
+        for spelling in _other_spellings(epc):
+            other = await store.trace_view(spelling)
+            if other.state is not None:
+                epc, view = spelling, other
+                break
     state, entries = view.state, view.entries
     unknown = UnknownIdentifierError(f"no event names {epc}")
     if state is None or not entries:

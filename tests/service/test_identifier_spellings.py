@@ -82,3 +82,17 @@ async def test_a_return_is_matched_to_the_shipment_in_its_spelling(
         headers=operator,
     )
     assert (await never_shipped.json())["disposition"] == "rejected"
+
+
+async def test_a_scan_or_digital_link_traces_the_package_in_its_spelling(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client, operator = await _service(aiohttp_client, tmp_path)
+    for identifier in (f"https://id.gs1.org/01/{GTIN}/21/10", f"(01){GTIN}(21)10"):
+        reply = await client.get(f"/trace/{identifier}", headers=operator)
+        assert reply.status == 200, await reply.text()
+        body = await reply.json()
+        assert body["identifier"] == "urn:epc:id:sgtin:0300011.012345.10"
+        assert [e["biz_step"] for e in body["events"]] == ["commissioning", "shipping"]
+    unknown = await client.get(f"/trace/https://id.gs1.org/01/{GTIN}/21/12", headers=operator)
+    assert unknown.status == 404
