@@ -559,12 +559,12 @@ class SerialStateProjection:
         # containers: their fold is computed once and the others take its result.
         shared: dict[tuple[object, ...], SerialState] = {}
         for epc in epcs:
-            parent, top = loader.containers_now(epc)
-            key = loader.signature(epc, parent, top)
+            key = loader.signature(epc)
             twin = shared.get(key) if key is not None else None
             if twin is not None:
                 states.append(_with_identity(twin, epc))
                 continue
+            parent, top = loader.containers_now(epc)
             entries = timeline(epc, loader.facts_of, loader.intervals_of)
             state, problems = compute_state(epc, entries, parent, top)
             states.append(state)
@@ -649,10 +649,15 @@ class _Loader:
     def facts_of(self, epc: str) -> Sequence[EventFacts]:
         return self._facts.get(epc, ())
 
-    def signature(self, epc: str, parent: str | None, top: str | None) -> tuple[object, ...] | None:
+    def signature(self, epc: str) -> tuple[object, ...] | None:
         """What the fold of ``epc`` depends on besides ``epc`` itself: its events (and whether
-        each lists it among its EPCs, which decides commissioning), its intervals and current
-        containers; None when ``epc`` is among its own ancestors (bad data: not shared)."""
+        each lists it among its EPCs, which decides commissioning) and its intervals; None when
+        ``epc`` is among its own ancestors (bad data: not shared).
+
+        The current containers are left out: they follow from the intervals (the parent is
+        the open one, the rest from the parent's own), so equal intervals give equal
+        containers as long as ``epc`` is not among its ancestors, and the twin's are reused.
+        """
         intervals = self._intervals.get(epc, ())
         spans = []
         for i in intervals:
@@ -660,7 +665,7 @@ class _Loader:
                 return None
             spans.append((i.parent, i.start, i.end))
         own = tuple([(f.hash_id, epc in f.epcs) for f in self._facts.get(epc, ())])
-        return (own, tuple(spans), parent, top)
+        return (own, tuple(spans))
 
     def _reach(self, parent: str) -> frozenset[str]:
         """``parent`` and every container it was ever in; kept, as siblings share them."""

@@ -277,11 +277,16 @@ async def _project(batches: list[list[EventFacts]], cache: int) -> dict[str, Ser
 
 
 @settings(max_examples=40, deadline=None)
-@given(_history(), st.randoms(use_true_random=False), st.sampled_from([1, 3, 10_000]))
+@given(
+    _history(), st.randoms(use_true_random=False), st.sampled_from([1, 3, 10_000]), st.booleans()
+)
 def test_incremental_projection_equals_recomputing_everything(
-    history: list[EventFacts], rng: Any, cache: int
+    history: list[EventFacts], rng: Any, cache: int, full_cases: bool
 ) -> None:
-    """Any arrival order and batching, and a cache of any size (1 evicts all the time)."""
+    """Any arrival order and batching, and a cache of any size (1 evicts all the time); with
+    full cases, many siblings share their containment and their fold."""
+    if full_cases:
+        history = _with_full_cases(history)
     shuffled = list(history)
     rng.shuffle(shuffled)
     batches: list[list[EventFacts]] = []
