@@ -578,29 +578,25 @@ class SerialStateProjection:
 def _with_identity(state: SerialState, epc: str) -> SerialState:
     """``state`` as the state of ``epc``: what the fold gives for a serial with the same events."""
     kind, gtin = _kind_and_gtin(epc)
-    # Positional, in field order: keywords cost a visible share for every twin.
-    return SerialState(
-        epc,
-        kind,
-        gtin,
-        state.lot,
-        state.expiry,
-        state.commissioned_at,
-        state.commissioner,
-        state.commissioning_event,
-        state.parent,
-        state.top_container,
-        state.owner,
-        state.custodian,
-        state.location,
-        state.destination,
-        state.lifecycle,
-        state.recalled_in_data,
-        state.status,
-        state.last_event,
-        state.last_event_time,
-        state.last_shipment,
-    )
+    # Filled slot by slot instead of through the frozen dataclass's __init__, which sets each
+    # of the twenty fields with object.__setattr__: that was most of the cost of a twin, and
+    # the items of a case are nearly all twins. SerialState has no __post_init__ to skip.
+    twin: SerialState = object.__new__(SerialState)
+    _SET_EPC(twin, epc)
+    _SET_KIND(twin, kind)
+    _SET_GTIN(twin, gtin)
+    for set_slot, get_slot in _COPIED_SLOTS:
+        set_slot(twin, get_slot(state))
+    return twin
+
+
+_SET_EPC, _SET_KIND, _SET_GTIN = (
+    getattr(SerialState, name).__set__ for name in SerialState.__slots__[:3]
+)
+_COPIED_SLOTS = tuple(
+    (getattr(SerialState, name).__set__, getattr(SerialState, name).__get__)
+    for name in SerialState.__slots__[3:]
+)
 
 
 class _Loader:

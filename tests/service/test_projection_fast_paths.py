@@ -44,6 +44,7 @@ from service.serial_state import (
     Status,
     _kind_and_gtin,
     _kind_of,
+    _with_identity,
     compute_state,
     gtin_of,
 )
@@ -258,6 +259,21 @@ def test_kind_and_gtin_in_one_match_equal_the_separate_readings() -> None:
         "urn:epc:id:grai:0614141.12345.1",
     ):
         assert _kind_and_gtin(epc) == (_kind_of(epc), gtin_of(epc))
+
+
+def test_a_twin_filled_slot_by_slot_equals_the_dataclass_built_one() -> None:
+    assert SerialState.__slots__[:3] == ("epc", "kind", "gtin")
+    assert [f.name for f in fields(SerialState)] == list(SerialState.__slots__)
+    assert not hasattr(SerialState, "__post_init__")
+    states, _ = _recompute_all(facts(scenario_events()))
+    full = SerialState(*(f"v{n}" for n in range(len(fields(SerialState)))))  # type: ignore[arg-type]
+    for state in [*states.values(), full, SerialState(epc="x", kind="other")]:
+        for epc in (ITEMS[0], PALLET, "https://id.gs1.org/01/09506000134352/21/abc"):
+            twin = _with_identity(state, epc)
+            expected = replace(state, epc=epc, kind=_kind_of(epc), gtin=gtin_of(epc))
+            assert twin == expected
+            assert hash(twin) == hash(expected)
+            assert repr(twin) == repr(expected)
 
 
 # --- the projection -----------------------------------------------------------------------------
