@@ -127,14 +127,7 @@ def recall_summary(recall: RecallRecord) -> RecallSummary:
 
 def recall_summary_from_dict(data: dict[str, Any]) -> RecallSummary:
     """A summary from a recall's stored form, with or without its serials."""
-    return RecallSummary(
-        recall_id=data["recall_id"],
-        created_at=datetime.fromisoformat(data["created_at"]),
-        created_by=data["created_by"],
-        reason=data.get("reason"),
-        gtin=data.get("gtin"),
-        lot=data.get("lot"),
-    )
+    return recall_summary(recall_from_dict({**data, "serials": ()}))
 
 
 def _recall_order(summary: RecallSummary) -> tuple[datetime, str]:
