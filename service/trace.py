@@ -3,14 +3,12 @@ their DSCSA transaction information, and its current state."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from epcis.errors import EPCISError, InvalidIdentifierError
-from epcis.identifiers import gs1_key_pairs, sgtin_spellings
+from epcis.identifiers import canonical_epc, gs1_key_pairs, parse_scan, sgtin_spellings
 from service.containment import EventFacts, TimelineEntry
 from service.master_data import PartyRecord, ProductRecord
 from service.partners import party_keys
@@ -39,34 +37,14 @@ class UnknownIdentifierError(EPCISError):
     status = 404
 
 
-def _identifier_functions() -> tuple[Callable[[str], Any], Callable[[str], str]] | None:
-    # epcis.identifiers is written in parallel: until it offers both, EPC URNs still work.
-    try:
-        identifiers = importlib.import_module("epcis.identifiers")
-    except ImportError:
-        return None
-    parse_scan = getattr(identifiers, "parse_scan", None)
-    canonical_epc = getattr(identifiers, "canonical_epc", None)
-    if parse_scan is None or canonical_epc is None:
-        return None
-    return parse_scan, canonical_epc
-
-
 def resolve_identifier(text: str) -> str:
     """The canonical EPC of an EPC URN, a GS1 Digital Link, or scanned barcode data."""
     value = text.strip()
     if not value:
         raise InvalidIdentifierError("empty identifier")
-    functions = _identifier_functions()
-    if value.startswith("urn:epc:id:"):
-        return functions[1](value) if functions else value
-    if functions is None:
-        raise InvalidIdentifierError(f"cannot read {value!r} yet: only EPC URNs are understood")
-    if value.startswith(("http://", "https://")):
-        return functions[1](value)
-    scanned = functions[0](value)
-    # parse_scan gives an object (or a string) that canonical_epc turns into the EPC.
-    return functions[1](scanned if isinstance(scanned, str) else str(scanned))
+    if value.startswith(("urn:epc:id:", "http://", "https://")):
+        return canonical_epc(value)
+    return canonical_epc(parse_scan(value).epc)
 
 
 @dataclass(frozen=True, slots=True)
