@@ -89,9 +89,10 @@ class LedgeredTraceabilityStore:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.store, name)
-        # Kept on the instance: the next look-up (hot paths such as verification_view) is
-        # an ordinary attribute read, not another __getattr__ call.
-        setattr(self, name, value)
+        if callable(value):
+            # Methods are kept on the instance: the next look-up (hot paths such as
+            # verification_view) is an ordinary attribute read, not another __getattr__ call.
+            setattr(self, name, value)
         return value
 
     async def add_resolution(self, resolution: Resolution) -> ExceptionRecord | None:
