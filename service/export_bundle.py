@@ -53,6 +53,7 @@ from epcis.model import (
     VocabularyElement,
     XmlElement,
 )
+from service.audit_records import resolution_leaf, verification_leaf
 from service.checkpoints import Checkpoint
 from service.containment import EventFacts
 from service.export_report import ReportData, write_report
@@ -176,11 +177,16 @@ async def build_bundle(
             report = await _report_data(request, sources, contents, generated, products, parties)
             documents = sorted({r.document_id for r in ordered if r.document_id})
             document_digests = await _document_digests(sources.events, documents)
-            wanted = [("event", r.hash_id) for r in ordered] + [
-                ("document", d) for d in documents if d in document_digests
-            ]
+            # The verification history and exception resolutions the report shows are kept
+            # records too: their leaves are proven beside the events'.
+            reported = _reported_records(report)
+            wanted = (
+                [("event", r.hash_id) for r in ordered]
+                + [("document", d) for d in documents if d in document_digests]
+                + list(reported)
+            )
             ledger_section = await _ledger_section(sources.ledger, sources.keyring, wanted)
-            _note_mismatches(ledger_section, ordered, document_digests)
+            _note_mismatches(ledger_section, ordered, document_digests, reported)
             key_id = sources.keyring.active().key_id
             public_pem = sources.keyring.public_pem(key_id)
             transactions = await asyncio.to_thread(
@@ -401,12 +407,29 @@ async def _proofs_in_one_pass(
     }
 
 
+def _reported_records(report: ReportData) -> dict[tuple[str, str], str]:
+    """(kind, record ID) -> current digest of each verification and resolution in the report."""
+    reported: dict[tuple[str, str], str] = {}
+    for entry in report.verifications or ():
+        kind, record_id, digest = verification_leaf(entry)
+        reported[(kind, record_id)] = digest
+    for record in report.exceptions:
+        for position, resolution in enumerate(record.resolutions):
+            kind, record_id, digest = resolution_leaf(record.exception_id, position, resolution)
+            reported[(kind, record_id)] = digest
+    return reported
+
+
 def _note_mismatches(
-    section: dict[str, Any], records: Sequence[EventRecord], documents: dict[str, str]
+    section: dict[str, Any],
+    records: Sequence[EventRecord],
+    documents: dict[str, str],
+    reported: dict[tuple[str, str], str],
 ) -> None:
     """Records whose bytes no longer hash to what the ledger committed to: said, not hidden."""
     current = {("event", r.hash_id): event_digest(r.body) for r in records}
     current.update({("document", d): digest for d, digest in documents.items()})
+    current.update(reported)
     for kind, record_id, digest, _, _ in section["records"]:
         if current.get((kind, record_id)) != digest:
             section["mismatched"].append([kind, record_id])

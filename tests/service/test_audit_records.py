@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from service.app import create_app
 from service.audit_records import LeafQueue, LedgeredVerificationLog
 from service.commands.ledger import verify
+from service.export_verification import verify_bundle
 from service.handlers.verification import VERIFICATION
 from service.settings import Settings
 from service.state import SETTINGS
@@ -205,3 +207,63 @@ async def test_leaf_queue_goes_on_after_a_failed_append(caplog: Any) -> None:
     await queue.drain()
     assert calls == [1, 1]
     assert "could not ledger 1 records" in caplog.text
+
+
+async def test_export_bundles_prove_the_verifications_and_resolutions_they_report(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    settings = Settings(
+        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
+        data_dir=tmp_path / "data",
+        gln="0300011111116",
+        company_prefixes=("030001",),
+        shutdown_timeout=5,
+    )
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+    for document in (SCENARIO / "1-manufacturer-to-wholesaler.xml", FAULTY / "lot-mismatch.xml"):
+        job = await capture(client, document.read_bytes(), operator)
+        assert job["success"], job
+    (exception,) = (await (await client.get("/exceptions", headers=operator)).json())["exceptions"]
+    resolved = await client.post(
+        f"/exceptions/{exception['exception_id']}/resolution",
+        json={"note": "second label printed in error", "determination": "cleared"},
+        headers=operator,
+    )
+    assert resolved.status == 201
+    reply = await client.get(
+        "/vrs/gtin/00300010123455/lot/LOT2026A/ser/1001", params=VRS_QUERY, headers=operator
+    )
+    assert (await reply.json())["data"]["verified"] is True
+    log = app[VERIFICATION].log
+    assert isinstance(log, LedgeredVerificationLog)
+    await log.drain()
+    (entry,) = (await (await client.get("/verifications", headers=operator)).json())[
+        "verifications"
+    ]
+
+    request = {
+        "requester_kind": "fda",
+        "requester": "FDA",
+        "reason": "investigation",
+        "scope": {"kind": "lot", "gtin": "00300010123455", "lot": "LOT2026A"},
+    }
+    accepted = await client.post("/exports", json=request, headers=operator)
+    location = accepted.headers["Location"]
+    for _ in range(500):
+        done = await (await client.get(location, headers=operator)).json()
+        if done["status"] in ("ready", "failed"):
+            break
+        await asyncio.sleep(0.02)
+    assert done["status"] == "ready", done
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(await (await client.get(done["bundle"], headers=operator)).read())
+    assert verify_bundle(bundle).ok
+    with zipfile.ZipFile(bundle) as members:
+        ledger = json.loads(members.read("manifest.json"))["ledger"]
+    proven = {(kind, record_id) for kind, record_id, *_ in ledger["records"]}
+    assert ("verification", entry["entry_id"]) in proven
+    assert ("exception_resolution", f"{exception['exception_id']}/0") in proven
+    assert ledger["missing"] == []
+    assert ledger["mismatched"] == []
