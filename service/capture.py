@@ -393,18 +393,16 @@ def _fill(
             position += 1
             if isinstance(event, EventError):
                 batch.problems.append(_at_event(event.error, event.position))
-                if len(batch.records) + len(batch.problems) >= BATCH_SIZE:
-                    return batch, position
-                continue
-            try:
-                record = event_record(
-                    event, ignore, record_time, document_id, record_time_text=record_time_text
-                )
-                if hooks is not None:
-                    batch.summaries.append(hooks.summarize(record.hash_id, event, record))
-                batch.records.append(record)
-            except EPCISError as error:
-                batch.problems.append(_at_event(error, position))
+            else:
+                try:
+                    record = event_record(
+                        event, ignore, record_time, document_id, record_time_text=record_time_text
+                    )
+                    if hooks is not None:
+                        batch.summaries.append(hooks.summarize(record.hash_id, event, record))
+                    batch.records.append(record)
+                except EPCISError as error:
+                    batch.problems.append(_at_event(error, position))
             if len(batch.records) + len(batch.problems) >= BATCH_SIZE:
                 return batch, position
     except EPCISError as error:
