@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from epcis.errors import EPCISError, InvalidIdentifierError
 from epcis.event_hash import event_hash
-from epcis.identifiers import canonical_epc, parse_scan, sgtin_spellings
+from epcis.identifiers import canonical_epc, parse_scan
 from epcis.jsonld_writer import write_jsonld
 from epcis.model import Action, DocumentFormat, DocumentHead, ObjectEvent, SourceDestination
 from epcis.query import EpcFilter, EventQuery, identifier_key
@@ -30,9 +30,9 @@ from service.capture_hooks import CaptureHook
 from service.exception_records import ExceptionRecord, ExceptionType
 from service.partners import party_keys
 from service.store import EventRecord, EventStore, PageRequest, Visibility
-from service.traceability_store import TraceabilityStore
+from service.traceability_store import TraceabilityStore, known_spelling
 from service.verification_log import VerificationLog
-from service.verification_responder import LocalResponder
+from service.verification_responder import LocalResponder, serial_epc
 from verification.messages import VerificationRequest, VerificationResponse
 from verification.ports import Direction, VerificationLogEntry
 
@@ -182,7 +182,8 @@ class ReturnProcessor:
 
     async def process(self, scan: str, returned_by: str, by: str) -> ReturnOutcome:
         request = request_from_scan(scan, self._our_gln)
-        epc = await self._spelling(request.gtin, request.serial)
+        # The restock event and any hold name the package as its history does.
+        epc = await known_spelling(self._traceability, serial_epc(request.gtin, request.serial))
         shipment = await find_shipment(self._events, epc, returned_by)
         if shipment is None:
             return ReturnOutcome("rejected", epc, f"we have no shipment of {epc} to {returned_by}")
@@ -210,14 +211,6 @@ class ReturnProcessor:
         )
         held = await self._hold(epc, ExceptionType.SALEABLE_RETURN_HELD, detail, by, request)
         return ReturnOutcome("quarantined", epc, detail, shipment.hash_id, response, None, held)
-
-    async def _spelling(self, gtin: str, serial: str) -> str:
-        """The URN our serial state knows the package by: our documents may spell it with
-        another company prefix length than GS1's table gives (see ``sgtin_spellings``), and
-        the restock event and any hold must name the package as its history does."""
-        spellings = sgtin_spellings(gtin, serial)
-        known = await self._traceability.get_states(spellings)
-        return next((spelling for spelling in spellings if spelling in known), spellings[0])
 
     async def _verify(self, request: VerificationRequest) -> VerificationResponse:
         if not self._local.owns(request.gtin):

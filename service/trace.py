@@ -8,12 +8,17 @@ from datetime import date, datetime
 from typing import Any
 
 from epcis.errors import EPCISError, InvalidIdentifierError
-from epcis.identifiers import canonical_epc, gs1_key_pairs, parse_scan, sgtin_spellings
+from epcis.identifiers import canonical_epc, parse_scan
 from service.containment import EventFacts, TimelineEntry
 from service.master_data import PartyRecord, ProductRecord
 from service.partners import party_keys
 from service.serial_state import SerialState, effective_status
-from service.traceability_store import RecallSummary, TraceabilityStore, TraceView
+from service.traceability_store import (
+    RecallSummary,
+    TraceabilityStore,
+    TraceView,
+    known_spelling,
+)
 
 __all__ = [
     "OwnershipChange",
@@ -134,19 +139,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _other_spellings(epc: str) -> tuple[str, ...]:
-    """Other URNs of the same SGTIN (see ``sgtin_spellings``): the documents may have spelled
-    it with another company prefix length than the one a scan or Digital Link resolves to."""
-    try:
-        pairs = gs1_key_pairs(epc)
-        if pairs is None or [ai for ai, _ in pairs] != ["01", "21"]:
-            return ()
-        (_, gtin), (_, serial) = pairs
-        return tuple(s for s in sgtin_spellings(gtin, serial) if s != epc)
-    except InvalidIdentifierError:
-        return ()
-
-
 async def trace(
     store: TraceabilityStore, identifier: str, *, party: frozenset[str] | None = None
 ) -> Trace:
@@ -156,11 +148,9 @@ async def trace(
     epc = resolve_identifier(identifier)
     view = await store.trace_view(epc)
     if view.state is None:
-        for spelling in _other_spellings(epc):
-            other = await store.trace_view(spelling)
-            if other.state is not None:
-                epc, view = spelling, other
-                break
+        spelling = await known_spelling(store, epc)
+        if spelling != epc:
+            epc, view = spelling, await store.trace_view(spelling)
     state, entries = view.state, view.entries
     unknown = UnknownIdentifierError(f"no event names {epc}")
     if state is None or not entries:

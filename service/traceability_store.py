@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from epcis.errors import InvalidIdentifierError
+from epcis.identifiers import gs1_key_pairs, sgtin_spellings
 from service.containment import EventFacts, Interval, TimelineEntry
 from service.exception_records import (
     Determination,
@@ -496,6 +498,23 @@ def recall_to_dict(recall: RecallRecord) -> dict[str, Any]:
         "lot": recall.lot,
         "serials": list(recall.serials),
     }
+
+
+async def known_spelling(store: TraceabilityStore, epc: str) -> str:
+    """``epc`` as ``store`` holds its state: ``epc`` itself, or another SGTIN URN spelling of the
+    same GTIN and serial (see ``epcis.identifiers.sgtin_spellings``: documents may spell the URN
+    with another company prefix length than the one a scan resolves to); ``epc`` when none has
+    state. One store call."""
+    try:
+        pairs = gs1_key_pairs(epc)
+    except InvalidIdentifierError:
+        return epc
+    if pairs is None or [ai for ai, _ in pairs] != ["01", "21"]:
+        return epc
+    (_, gtin), (_, serial) = pairs
+    spellings = (epc, *(s for s in sgtin_spellings(gtin, serial) if s != epc))
+    states = await store.get_states(spellings)
+    return next((spelling for spelling in spellings if spelling in states), epc)
 
 
 def recall_from_dict(data: dict[str, Any]) -> RecallRecord:

@@ -11,11 +11,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from epcis.errors import InvalidIdentifierError
-from epcis.identifiers import sgtin_epc, sgtin_spellings
+from epcis.identifiers import sgtin_epc
 from service.exception_records import Hold
 from service.serial_state import Status
 from service.settings import Settings, SettingsError
-from service.traceability_store import TraceabilityStore, VerificationView
+from service.traceability_store import TraceabilityStore, VerificationView, known_spelling
 from verification.decisions import Decision, DecisionInput, SerialFacts, decide
 from verification.messages import VerificationData, VerificationRequest, VerificationResponse
 
@@ -124,12 +124,10 @@ class LocalResponder:
         view = await self._store.verification_view(epc)
         if view is None:
             # Our own documents may spell the URN with another company prefix length than
-            # GS1's table gives (NDC labeler codes): an unknown serial is looked for in each
-            # spelling before it is called unknown.
-            for spelling in sgtin_spellings(gtin, serial)[1:]:
+            # GS1's table gives (NDC labeler codes): looked for in each before "unknown".
+            spelling = await known_spelling(self._store, epc)
+            if spelling != epc:
                 view = await self._store.verification_view(spelling)
-                if view is not None:
-                    break
         if view is None or view.state.commissioned_at is None:
             return None
         return await self._flags(view)
