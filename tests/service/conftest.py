@@ -55,6 +55,23 @@ async def client(aiohttp_client: AiohttpClient, settings: Settings) -> Client:
 
 
 @pytest.fixture
+async def responder_service(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> tuple[Client, dict[str, str]]:
+    """The real app run by the scenario's manufacturer (its GLN and company prefix, so /vrs
+    answers for its products), and its operator's headers."""
+    settings = Settings(
+        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
+        data_dir=tmp_path / "data",
+        gln=MANUFACTURER_GLN,
+        company_prefixes=("030001",),
+        shutdown_timeout=5,
+    )
+    client = await aiohttp_client(create_app(settings))
+    return client, bearer(settings.operator_token_path.read_text().strip())
+
+
+@pytest.fixture
 def operator(client: Client, settings: Settings) -> dict[str, str]:
     """The operator token the first start wrote to the data directory."""
     return bearer(settings.operator_token_path.read_text().strip())

@@ -9,17 +9,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-from pytest_aiohttp import AiohttpClient
-
-from service.app import create_app
 from service.audit_records import LeafQueue, LedgeredVerificationLog
 from service.commands.ledger import verify
 from service.export_verification import verify_bundle
 from service.handlers.verification import VERIFICATION
 from service.settings import Settings
 from service.state import SETTINGS
-from tests.service.conftest import Client, bearer, capture
+from tests.service.conftest import Client, capture
 
 FAULTY = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "dscsa" / "faulty"
 
@@ -118,18 +114,11 @@ VRS_QUERY = {
 
 
 async def test_verifications_are_ledgered_in_groups_and_verified(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    responder_service: tuple[Client, dict[str, str]],
 ) -> None:
-    settings = Settings(
-        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
-        data_dir=tmp_path / "data",
-        gln="0300011111116",
-        company_prefixes=("030001",),
-        shutdown_timeout=5,
-    )
-    app = create_app(settings)
-    client = await aiohttp_client(app)
-    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+    client, operator = responder_service
+    app = client.app
+    settings: Settings = app[SETTINGS]
     job = await capture(
         client, (SCENARIO / "1-manufacturer-to-wholesaler.xml").read_bytes(), operator
     )
@@ -210,18 +199,10 @@ async def test_leaf_queue_goes_on_after_a_failed_append(caplog: Any) -> None:
 
 
 async def test_export_bundles_prove_the_verifications_and_resolutions_they_report(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    responder_service: tuple[Client, dict[str, str]], tmp_path: Path
 ) -> None:
-    settings = Settings(
-        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
-        data_dir=tmp_path / "data",
-        gln="0300011111116",
-        company_prefixes=("030001",),
-        shutdown_timeout=5,
-    )
-    app = create_app(settings)
-    client = await aiohttp_client(app)
-    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+    client, operator = responder_service
+    app = client.app
     for document in (SCENARIO / "1-manufacturer-to-wholesaler.xml", FAULTY / "lot-mismatch.xml"):
         job = await capture(client, document.read_bytes(), operator)
         assert job["success"], job

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
-from pytest_aiohttp import AiohttpClient
-
-from service.app import create_app
-from service.settings import Settings
-from tests.service.conftest import Client, bearer, capture
+from tests.service.conftest import Client, capture
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "fixtures" / "epcis" / "ndc-partition-1.2.xml"
 GTIN = "00300011123454"  # spelled urn:epc:id:sgtin:0300011.012345.* in the document
@@ -24,25 +19,17 @@ QUERY = {
 }
 
 
-async def _service(aiohttp_client: AiohttpClient, tmp_path: Path) -> tuple[Client, dict[str, str]]:
-    settings = Settings(
-        store=SecretStr(f"sqlite:///{tmp_path}/events.sqlite3"),
-        data_dir=tmp_path / "data",
-        gln="0300011111116",
-        company_prefixes=("030001",),
-        shutdown_timeout=5,
-    )
-    client = await aiohttp_client(create_app(settings))
-    operator = bearer((settings.data_dir / "operator.token").read_text().strip())
+async def _service(service: tuple[Client, dict[str, str]]) -> tuple[Client, dict[str, str]]:
+    client, operator = service
     job = await capture(client, DOCUMENT.read_bytes(), operator)
     assert job["success"], job
-    return client, operator
+    return service
 
 
 async def test_verification_finds_a_serial_in_its_documents_spelling(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    responder_service: tuple[Client, dict[str, str]],
 ) -> None:
-    client, operator = await _service(aiohttp_client, tmp_path)
+    client, operator = await _service(responder_service)
     found = await client.get(f"/vrs/gtin/{GTIN}/lot/LOT5/ser/10", params=QUERY, headers=operator)
     assert (await found.json())["data"] == {"verified": True}
     wrong_lot = await client.get(
@@ -60,9 +47,9 @@ async def test_verification_finds_a_serial_in_its_documents_spelling(
 
 
 async def test_a_return_is_matched_to_the_shipment_in_its_spelling(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    responder_service: tuple[Client, dict[str, str]],
 ) -> None:
-    client, operator = await _service(aiohttp_client, tmp_path)
+    client, operator = await _service(responder_service)
     reply = await client.post(
         "/returns",
         json={"scan": f"(01){GTIN}(21)10(10)LOT5(17)280630", "from": WHOLESALER_GLN},
@@ -85,9 +72,9 @@ async def test_a_return_is_matched_to_the_shipment_in_its_spelling(
 
 
 async def test_a_scan_or_digital_link_traces_the_package_in_its_spelling(
-    aiohttp_client: AiohttpClient, tmp_path: Path
+    responder_service: tuple[Client, dict[str, str]],
 ) -> None:
-    client, operator = await _service(aiohttp_client, tmp_path)
+    client, operator = await _service(responder_service)
     for identifier in (f"https://id.gs1.org/01/{GTIN}/21/10", f"(01){GTIN}(21)10"):
         reply = await client.get(f"/trace/{identifier}", headers=operator)
         assert reply.status == 200, await reply.text()
