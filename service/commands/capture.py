@@ -28,6 +28,7 @@ from service.capture import (
     run_capture,
 )
 from service.capture_hooks import CapturePolicy
+from service.commands.opened_stores import opened
 from service.ledger import Ledger
 from service.schema_check import SchemaChecker
 from service.settings import Settings, SettingsError
@@ -78,15 +79,9 @@ async def open_capture_stores(
     from service.traceability_store import open_traceability_store
 
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(settings)
-        await store.open()
-        stack.push_async_callback(store.close)
-        traceability = open_traceability_store(settings)
-        await traceability.open()
-        stack.push_async_callback(traceability.close)
-        ledger_store = open_ledger_store(settings, store)
-        await ledger_store.open()
-        stack.push_async_callback(ledger_store.close)
+        store = await opened(stack, open_store(settings))
+        traceability = await opened(stack, open_traceability_store(settings))
+        ledger_store = await opened(stack, open_ledger_store(settings, store))
         ledger = Ledger(ledger_store)
         await ledger.load()
         yield store, capture_policy(settings, traceability, ledger)

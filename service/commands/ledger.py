@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from service.app import open_store
 from service.audit import open_keyring, open_ledger_store
 from service.audit_records import TraceabilityRecordDigests, VerificationRecordDigests
+from service.commands.opened_stores import opened
 from service.keys import key_id_of, load_public_key
 from service.ledger import Ledger, LedgerStore
 from service.ledger_records import StoreRecordDigests, event_digest
@@ -138,18 +139,10 @@ class _Stores:
 @asynccontextmanager
 async def _stores(settings: Settings) -> AsyncIterator[_Stores]:
     async with AsyncExitStack() as stack:
-        events = open_store(settings)
-        await events.open()
-        stack.push_async_callback(events.close)
-        ledger_store = open_ledger_store(settings, events)
-        await ledger_store.open()
-        stack.push_async_callback(ledger_store.close)
-        traceability = open_traceability_store(settings)
-        await traceability.open()
-        stack.push_async_callback(traceability.close)
-        verifications = open_verification_log(settings)
-        await verifications.open()
-        stack.push_async_callback(verifications.close)
+        events = await opened(stack, open_store(settings))
+        ledger_store = await opened(stack, open_ledger_store(settings, events))
+        traceability = await opened(stack, open_traceability_store(settings))
+        verifications = await opened(stack, open_verification_log(settings))
         yield _Stores(events, ledger_store, traceability, verifications)
 
 

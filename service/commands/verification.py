@@ -24,6 +24,7 @@ from epcis.errors import EPCISError
 from service.app import open_store
 from service.audit import open_ledger_store
 from service.audit_records import LeafQueue, LedgeredVerificationLog
+from service.commands.opened_stores import opened
 from service.lookup_directory import FileLookupDirectory
 from service.returns import ReturnOutcome, ReturnProcessor, local_log_entry, request_from_scan
 from service.settings import Settings, SettingsError
@@ -74,26 +75,19 @@ class _Context:
 async def _opened(settings: Settings, vrs: VerificationSettings) -> AsyncIterator[_Context]:
     gln = vrs.gln(settings)
     async with AsyncExitStack() as stack:
-        traceability = open_traceability_store(settings)
-        await traceability.open()
-        stack.push_async_callback(traceability.close)
-        events = open_store(settings)
-        await events.open()
-        stack.push_async_callback(events.close)
-        ledger_store = open_ledger_store(settings, events)
-        await ledger_store.open()
-        stack.push_async_callback(ledger_store.close)
+        traceability = await opened(stack, open_traceability_store(settings))
+        events = await opened(stack, open_store(settings))
+        ledger_store = await opened(stack, open_ledger_store(settings, events))
 
         async def ledger_append(leaves: Sequence[tuple[str, str, str]]) -> object:
             # Straight to the ledger store: a one-shot command needs no tree in memory, and a
             # running server's ledger takes these leaves in when it next appends or proves.
             return await ledger_store.append(leaves, datetime.now(UTC))
 
-        log: VerificationLog = LedgeredVerificationLog(
-            open_verification_log(settings), LeafQueue(ledger_append)
+        log: VerificationLog = await opened(
+            stack,
+            LedgeredVerificationLog(open_verification_log(settings), LeafQueue(ledger_append)),
         )
-        await log.open()
-        stack.push_async_callback(log.close)
         directory = FileLookupDirectory(vrs.directory_path(settings))
         directory.load()
         session = await stack.enter_async_context(aiohttp.ClientSession())
