@@ -29,47 +29,32 @@ PHARMA = Path(
 MDA = "urn:epcglobal:cbv:mda"
 
 
-@pytest.mark.skipif(not PHARMA.exists(), reason="/work/shared reference corpora not present")
-def test_gs1_us_pharma_example_keeps_sbdh_master_data_and_gs1ushc() -> None:
-    doc = read_document(PHARMA.read_bytes())
-    header = doc.head.header
-    assert header is not None
-    sbdh = header.standard_business_document_header
-    assert sbdh is not None
-    assert sbdh.sender[0].identifier == "urn:epc:id:sgln:030001.111111.0"
-    assert sbdh.sender[0].authority == "GS1"
-    assert sbdh.document_identification.instance_identifier == "1100220001"
-    products, locations = header.master_data
-    assert products.type == "urn:epcglobal:epcis:vtype:EPCClass"
-    lsu = products.vocabulary_element_list[0]
-    assert lsu.id == "urn:epc:idpat:sgtin:030001.0012345.*"
-    assert lsu.attribute(f"{MDA}#regulatedProductName") == "Epcistra"
-    assert locations.vocabulary_element_list[2].attribute(f"{MDA}#city") == "New York"
-    assert header.gs1ushc is not None
-    assert header.gs1ushc.guideline_version == "GS1 US DSCSA R1.3"
-    statement = header.gs1ushc.dscsa_transaction_statement
-    assert statement is not None
-    assert statement.affirm_transaction_statement is True
-    assert statement.legal_notice is not None
-    assert "581(27)" in statement.legal_notice
-    commissioning = doc.events[0]
-    assert isinstance(commissioning, ObjectEvent)
-    assert commissioning.biz_step == "commissioning"
-    assert commissioning.disposition == "active"
-    assert commissioning.ilmd is not None
-    assert [(item.name, item.text) for item in commissioning.ilmd] == [
-        ("lotNumber", "A123"),
-        ("itemExpirationDate", "2025-03-27"),
-    ]
-    shipping = doc.events[-1]
-    assert shipping.biz_step == "shipping"
-    assert shipping.source("owning_party") is not None
-    assert [e.name for e in shipping.extensions] == ["dropShipment"]
-
-
-def test_project_pharma_shipment_keeps_sbdh_master_data_and_gs1ushc() -> None:
-    # The same reading as above on the project's own shipment, so it runs without ../shared.
-    path = FIXTURES.parent / "scenarios" / "dscsa" / "1-manufacturer-to-wholesaler.xml"
+@pytest.mark.parametrize(
+    ("path", "instance", "lot", "expiry"),
+    [
+        pytest.param(
+            PHARMA,
+            "1100220001",
+            "A123",
+            "2025-03-27",
+            marks=pytest.mark.skipif(
+                not PHARMA.exists(), reason="/work/shared reference corpora not present"
+            ),
+            id="gs1-us-pharma-example",
+        ),
+        # The project's own shipment, so the reading is checked without ../shared too.
+        pytest.param(
+            FIXTURES.parent / "scenarios" / "dscsa" / "1-manufacturer-to-wholesaler.xml",
+            "MFG-2026-000101",
+            "LOT2026A",
+            "2028-03-31",
+            id="project-shipment",
+        ),
+    ],
+)
+def test_pharma_shipment_keeps_sbdh_master_data_and_gs1ushc(
+    path: Path, instance: str, lot: str, expiry: str
+) -> None:
     doc = read_document(path.read_bytes())
     header = doc.head.header
     assert header is not None
@@ -77,7 +62,7 @@ def test_project_pharma_shipment_keeps_sbdh_master_data_and_gs1ushc() -> None:
     assert sbdh is not None
     assert sbdh.sender[0].identifier == "urn:epc:id:sgln:030001.111111.0"
     assert sbdh.sender[0].authority == "GS1"
-    assert sbdh.document_identification.instance_identifier == "MFG-2026-000101"
+    assert sbdh.document_identification.instance_identifier == instance
     products, locations = header.master_data
     assert products.type == "urn:epcglobal:epcis:vtype:EPCClass"
     pack = products.vocabulary_element_list[0]
@@ -96,8 +81,8 @@ def test_project_pharma_shipment_keeps_sbdh_master_data_and_gs1ushc() -> None:
     assert (commissioning.biz_step, commissioning.disposition) == ("commissioning", "active")
     assert commissioning.ilmd is not None
     assert [(item.name, item.text) for item in commissioning.ilmd] == [
-        ("lotNumber", "LOT2026A"),
-        ("itemExpirationDate", "2028-03-31"),
+        ("lotNumber", lot),
+        ("itemExpirationDate", expiry),
     ]
     shipping = doc.events[-1]
     assert shipping.biz_step == "shipping"
