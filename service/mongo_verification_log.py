@@ -3,12 +3,19 @@ update or delete path; deny those to the service's database user for enforcement
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING
 
-from service.verification_log import EQUALITY_FILTERS, LogFilter, entry_from_dict, entry_to_dict
+from service.verification_log import (
+    CANONICAL_JSON,
+    EQUALITY_FILTERS,
+    LogFilter,
+    entry_from_dict,
+    entry_to_dict,
+)
 from verification.ports import VerificationLogEntry
 
 __all__ = ["MongoVerificationLog"]
@@ -31,8 +38,12 @@ class MongoVerificationLog:
         if self._client is not None:
             await self._client.close()
 
-    async def append(self, entry: VerificationLogEntry) -> None:
-        await self._db.verifications.insert_one(entry_to_dict(entry))
+    async def append(self, entry: VerificationLogEntry) -> str:
+        document = entry_to_dict(entry)
+        digest = hashlib.sha256(CANONICAL_JSON.encode(document).encode()).hexdigest()
+        # After the digest: insert_one adds the document's ``_id`` to the dict.
+        await self._db.verifications.insert_one(document)
+        return digest
 
     async def entries(self, entry_ids: Sequence[str]) -> dict[str, VerificationLogEntry]:
         cursor = self._db.verifications.find({"entry_id": {"$in": list(entry_ids)}})

@@ -4,6 +4,7 @@ concurrent appends are committed in groups, each caller answered once its entry 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.verification_log import EQUALITY_FILTERS, LogFilter, entry_from_dict
+from service.verification_log import CANONICAL_JSON, EQUALITY_FILTERS, LogFilter, entry_from_dict
 from verification.ports import VerificationLogEntry
 
 __all__ = ["SQLiteVerificationLog"]
@@ -48,14 +49,12 @@ _INSERT = (
 
 Row = tuple[Any, ...]
 
-# json.dumps with non-default separators builds a new encoder per call; one per verification.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
-
-def _row(entry: VerificationLogEntry) -> Row:
-    """The columns and the body (``entry_to_dict`` as compact JSON), written out field by
-    field in the dataclass's order: one per verification (a differential test keeps the
-    body equal to ``entry_to_dict``'s)."""
+def _row(entry: VerificationLogEntry) -> tuple[Row, str]:
+    """The columns, with the body (``entry_to_dict`` in its canonical JSON), and the body's
+    SHA-256: one serialization gives both what is stored and what the ledger leaf commits to.
+    Written out field by field in the dataclass's order: one per verification (a
+    differential test keeps the body equal to ``entry_to_dict``'s)."""
     moment = entry.time.isoformat()
     reason = entry.failure_reason
     info = entry.additional_info
@@ -81,7 +80,8 @@ def _row(entry: VerificationLogEntry) -> Row:
         "error": entry.error,
         "extras": entry.extras,
     }
-    return (
+    text = CANONICAL_JSON.encode(body)
+    row = (
         entry.entry_id,
         moment,
         body["direction"],
@@ -91,8 +91,9 @@ def _row(entry: VerificationLogEntry) -> Row:
         entry.gtin,
         entry.serial,
         entry.lot,
-        _COMPACT.encode(body),
+        text,
     )
+    return row, hashlib.sha256(text.encode()).hexdigest()
 
 
 def _insert(db: sqlite3.Connection, rows: Sequence[Row]) -> None:
@@ -127,23 +128,34 @@ def _write_group(db: sqlite3.Connection, rows: Sequence[Row]) -> list[BaseExcept
     return outcomes
 
 
+Outcome = BaseException | str  # a failure, or the stored entry's digest
+
+
 def _write_entries(
     db: sqlite3.Connection, entries: Sequence[VerificationLogEntry]
-) -> list[BaseException | None]:
+) -> list[Outcome]:
     """Each entry's outcome: the rows are made here, on the log's thread, not on the event
     loop per request; an entry that cannot be made into a row (its answer is not JSON)
     fails alone."""
     rows: list[Row] = []
-    made: list[BaseException | None] = []
+    made: list[Outcome] = []
     for entry in entries:
         try:
-            rows.append(_row(entry))
+            row, digest = _row(entry)
         except (TypeError, ValueError) as error:
             made.append(error)
         else:
-            made.append(None)
+            rows.append(row)
+            made.append(digest)
     written = iter(_write_group(db, rows) if rows else [])
-    return [error if error is not None else next(written) for error in made]
+    outcomes: list[Outcome] = []
+    for made_one in made:
+        if isinstance(made_one, BaseException):
+            outcomes.append(made_one)
+            continue
+        failure = next(written)
+        outcomes.append(made_one if failure is None else failure)
+    return outcomes
 
 
 class SQLiteVerificationLog:
@@ -158,8 +170,8 @@ class SQLiteVerificationLog:
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: sqlite3 calls never block the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vrs-log")
-        self._queued: list[tuple[VerificationLogEntry, asyncio.Future[None]]] = []
-        self._writing: asyncio.Future[list[BaseException | None]] | None = None
+        self._queued: list[tuple[VerificationLogEntry, asyncio.Future[str]]] = []
+        self._writing: asyncio.Future[list[Outcome]] | None = None
         self._starting = False
 
     async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:
@@ -199,9 +211,9 @@ class SQLiteVerificationLog:
         await asyncio.get_running_loop().run_in_executor(self._executor, disconnect)
         self._executor.shutdown(wait=True)
 
-    async def append(self, entry: VerificationLogEntry) -> None:
+    async def append(self, entry: VerificationLogEntry) -> str:
         loop = asyncio.get_running_loop()
-        durable: asyncio.Future[None] = loop.create_future()
+        durable: asyncio.Future[str] = loop.create_future()
         self._queued.append((entry, durable))
         if self._writing is None and not self._starting:
             # Started once the loop has run what is ready now: the other requests being
@@ -209,7 +221,7 @@ class SQLiteVerificationLog:
             # the next one (a group costs a thread hop, a transaction and an fsync).
             self._starting = True
             loop.call_soon(self._start, loop)
-        await durable
+        return await durable
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False
@@ -228,12 +240,12 @@ class SQLiteVerificationLog:
     def _written(
         self,
         loop: asyncio.AbstractEventLoop,
-        done: asyncio.Future[list[BaseException | None]],
-        group: list[tuple[VerificationLogEntry, asyncio.Future[None]]],
+        done: asyncio.Future[list[Outcome]],
+        group: list[tuple[VerificationLogEntry, asyncio.Future[str]]],
     ) -> None:
         self._writing = None
         if done.cancelled():
-            outcomes: list[BaseException | None] = [asyncio.CancelledError()] * len(group)
+            outcomes: list[Outcome] = [asyncio.CancelledError()] * len(group)
         elif (failure := done.exception()) is not None:
             outcomes = [failure] * len(group)
         else:
@@ -242,8 +254,8 @@ class SQLiteVerificationLog:
             # A caller that was cancelled meanwhile has nobody to tell; its row was written.
             if durable.done():
                 continue
-            if outcome is None:
-                durable.set_result(None)
+            if isinstance(outcome, str):
+                durable.set_result(outcome)
             elif isinstance(outcome, asyncio.CancelledError):
                 durable.cancel()
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -16,10 +17,12 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = [
+    "CANONICAL_JSON",
     "CSV_COLUMNS",
     "EQUALITY_FILTERS",
     "LogFilter",
     "VerificationLog",
+    "entry_digest",
     "entry_from_dict",
     "entry_to_dict",
     "matches",
@@ -53,7 +56,11 @@ class VerificationLog(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-    async def append(self, entry: VerificationLogEntry) -> None: ...
+    async def append(self, entry: VerificationLogEntry) -> str:
+        """Store ``entry``; answer :func:`entry_digest` of it once it is durable (adapters
+        compute it where they serialize the entry anyway)."""
+        ...
+
     async def query(self, where: LogFilter) -> list[VerificationLogEntry]:
         """Matching entries in the order they were appended, at most ``where.limit``."""
         ...
@@ -65,6 +72,10 @@ class VerificationLog(Protocol):
 
 _FIELDS = tuple(f.name for f in fields(VerificationLogEntry))
 
+# The canonical form of a stored entry (``entry_to_dict``): sorted keys, no spaces, UTF-8 as
+# is. Its SHA-256 is what the entry's ledger leaf commits to.
+CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def entry_to_dict(entry: VerificationLogEntry) -> dict[str, Any]:
     data = {name: getattr(entry, name) for name in _FIELDS}
@@ -73,6 +84,11 @@ def entry_to_dict(entry: VerificationLogEntry) -> dict[str, Any]:
     for name in ("failure_reason", "additional_info"):
         data[name] = str(data[name]) if data[name] is not None else None
     return data
+
+
+def entry_digest(entry: VerificationLogEntry) -> str:
+    """SHA-256 (hex) of the entry's canonical stored form."""
+    return hashlib.sha256(CANONICAL_JSON.encode(entry_to_dict(entry)).encode()).hexdigest()
 
 
 def entry_from_dict(data: dict[str, Any]) -> VerificationLogEntry:

@@ -85,4 +85,5 @@ def new_entry_id() -> str:
 
 
 class ExchangeLog(Protocol):
-    async def append(self, entry: VerificationLogEntry) -> None: ...
+    # What append answers (a log's digest of the stored entry) is not the requestor's concern.
+    async def append(self, entry: VerificationLogEntry) -> object: ...

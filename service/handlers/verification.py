@@ -87,6 +87,9 @@ class VerificationServices:
 
 VERIFICATION = web.AppKey("verification", VerificationServices)
 
+# Verification leaves wait this long (seconds) to be appended to the ledger in one group.
+LEAF_LINGER = 0.05
+
 LogFactory = Callable[[Settings], VerificationLog]
 
 
@@ -105,7 +108,7 @@ def verification_context(
         log = log_factory(settings)
         ledger = app.get(LEDGER)
         if ledger is not None:
-            log = LedgeredVerificationLog(log, LeafQueue(ledger.append))
+            log = LedgeredVerificationLog(log, LeafQueue(ledger.append, linger=LEAF_LINGER))
         await log.open()
         directory = FileLookupDirectory(vrs.directory_path(settings))
         directory.load()

@@ -181,6 +181,21 @@ async def test_leaf_queue_groups_a_turn_and_what_arrives_during_an_append() -> N
     assert calls == [["a0", "a1", "a2"], ["b0", "b1"]]
 
 
+async def test_leaf_queue_lingers_to_group_records_of_later_turns() -> None:
+    calls: list[list[str]] = []
+
+    async def append(leaves: Any) -> None:
+        calls.append([record_id for _, record_id, _ in leaves])
+
+    queue = LeafQueue(append, linger=0.2)
+    queue.add(("verification", "a0", "0" * 64))
+    await asyncio.sleep(0.01)  # later turns of the loop, within the linger
+    queue.add(("verification", "a1", "0" * 64))
+    assert calls == []
+    await queue.drain()
+    assert calls == [["a0", "a1"]]
+
+
 async def test_leaf_queue_goes_on_after_a_failed_append(caplog: Any) -> None:
     calls: list[int] = []
 

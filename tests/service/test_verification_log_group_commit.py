@@ -5,6 +5,7 @@ the callers whose entries were not written."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import time
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 
 import service.sqlite_verification_log as module
+from service.audit_records import verification_leaf
 from service.sqlite_verification_log import SQLiteVerificationLog
-from service.verification_log import LogFilter, entry_from_dict, entry_to_dict
+from service.verification_log import LogFilter, entry_digest, entry_from_dict, entry_to_dict
 from tests.service.test_verification_stores import _entry
 from verification.messages import AdditionalInfo, FailureReason
 from verification.ports import Direction
@@ -108,7 +110,7 @@ async def test_a_bad_entry_fails_only_its_own_caller(
     # e0 again (a repeated entry id) in the middle of a group of fresh entries.
     entries = [_entry(1), _entry(2), _entry(0, serial="again"), _entry(3)]
     outcomes = await asyncio.gather(*(log.append(e) for e in entries), return_exceptions=True)
-    assert [outcomes[n] for n in (0, 1, 3)] == [None, None, None]
+    assert [outcomes[n] for n in (0, 1, 3)] == [entry_digest(entries[n]) for n in (0, 1, 3)]
     assert isinstance(outcomes[2], sqlite3.IntegrityError)
     assert _stored_ids(tmp_path / "v.sqlite") == ["e0", "e1", "e2", "e3"]
     # The four were tried as one group, then one by one.
@@ -177,11 +179,15 @@ async def test_append_before_open_fails(tmp_path: Path) -> None:
         {"time": datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), "latency_ms": 0.1 + 0.2},
     ],
 )
-def test_row_is_entry_to_dict_as_compact_json(changes: dict[str, Any]) -> None:
+def test_row_is_entry_to_dict_as_canonical_json(changes: dict[str, Any]) -> None:
     entry = _entry(7, **changes)
-    row = module._row(entry)
+    row, digest = module._row(entry)
     data = entry_to_dict(entry)
-    assert row[-1] == json.dumps(data, separators=(",", ":"))
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert row[-1] == text
+    # What the entry's ledger leaf commits to, and what `dscsa ledger verify` recomputes.
+    assert digest == entry_digest(entry) == verification_leaf(entry)[2]
+    assert digest == hashlib.sha256(text.encode()).hexdigest()
     assert row[:-1] == (
         entry.entry_id,
         data["time"],
@@ -203,6 +209,6 @@ async def test_an_entry_that_cannot_be_written_fails_only_its_caller(
     await log.append(_entry(0))
     entries = [_entry(1), _entry(2, answer={"x": object()}), _entry(3)]
     outcomes = await asyncio.gather(*(log.append(e) for e in entries), return_exceptions=True)
-    assert [outcomes[0], outcomes[2]] == [None, None]
+    assert [outcomes[0], outcomes[2]] == [entry_digest(entries[0]), entry_digest(entries[2])]
     assert isinstance(outcomes[1], TypeError)
     assert _stored_ids(tmp_path / "v.sqlite") == ["e0", "e1", "e3"]

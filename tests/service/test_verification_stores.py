@@ -18,7 +18,7 @@ from service.credentials import CredentialRejectedError, JwtPresentationCheck
 from service.lookup_directory import DirectoryEntry, FileLookupDirectory
 from service.mongo_verification_log import MongoVerificationLog
 from service.sqlite_verification_log import SQLiteVerificationLog
-from service.verification_log import LogFilter, VerificationLog, to_csv
+from service.verification_log import LogFilter, VerificationLog, entry_digest, to_csv
 from verification.ports import Direction, VerificationLogEntry
 
 T = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -51,7 +51,9 @@ def _entry(n: int, **changes: Any) -> VerificationLogEntry:
 
 async def _exercise(log: VerificationLog) -> None:
     for n in range(4):
-        await log.append(_entry(n, direction=Direction.OUTBOUND if n == 3 else Direction.INBOUND))
+        entry = _entry(n, direction=Direction.OUTBOUND if n == 3 else Direction.INBOUND)
+        # Every adapter answers the digest its ledger leaf commits to.
+        assert await log.append(entry) == entry_digest(entry)
     assert [e.entry_id for e in await log.query(LogFilter())] == ["e0", "e1", "e2", "e3"]
     assert [e.serial for e in await log.query(LogFilter(serial="2"))] == ["2"]
     outbound = await log.query(LogFilter(direction=Direction.OUTBOUND))
