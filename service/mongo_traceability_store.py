@@ -283,11 +283,19 @@ class MongoTraceabilityStore:
         cursor = self._db.trace_recalls.find(selector, {"serials": 0})
         return sorted_recalls([recall_summary_from_dict(doc) async for doc in cursor])
 
-    async def verification_view(self, epc: str) -> VerificationView | None:
-        doc = await self._db.serial_states.find_one({"_id": epc})
+    async def verification_view(self, *spellings: str) -> VerificationView | None:
+        if len(spellings) == 1:
+            doc = await self._db.serial_states.find_one({"_id": spellings[0]})
+        else:
+            found = {
+                d["_id"]: d
+                async for d in self._db.serial_states.find({"_id": {"$in": list(spellings)}})
+            }
+            doc = next((found[s] for s in spellings if s in found), None)
         if doc is None:
             return None
         state = state_from_dict(doc)
+        epc = state.epc
         recalled = state.recalled_in_data
         if not recalled:
             by_serial: dict[str, Any] = {"serials": epc}

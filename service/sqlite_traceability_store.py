@@ -295,7 +295,7 @@ class SQLiteTraceabilityStore:
     async def recalls_of(self, state: SerialState) -> list[RecallSummary]:
         return await self._run(lambda db: _recalls_of(db, state))
 
-    async def verification_view(self, epc: str) -> VerificationView | None:
+    async def verification_view(self, *spellings: str) -> VerificationView | None:
         # Read on the caller's thread (the event loop) through a read-only connection: the
         # one indexed point lookup costs ~10-30 us with its pages cached, while a hop to the
         # worker thread and back costs the loop ~100 us (future, self-pipe wake-up, GIL
@@ -303,10 +303,10 @@ class SQLiteTraceabilityStore:
         # writer. The worker reads instead when the reader cannot (an in-memory store,
         # SQLite busy) or when the serial has exception records (their holds take more
         # statements, read in one transaction there).
-        view = self._view_reader.view(epc)
+        view = self._view_reader.view(*spellings)
         if view is not _Reader.ON_WORKER:
             return view
-        return await self._run(lambda db: _verification_view(db, epc))
+        return await self._run(lambda db: _verification_view(db, spellings))
 
     # --- trace ---------------------------------------------------------------------
 
@@ -545,9 +545,23 @@ class _Reader(Enum):
     ON_WORKER = "on worker"
 
 
-def _verification_view(db: sqlite3.Connection, epc: str) -> VerificationView | None:
-    row = db.execute(_VIEW, (epc,)).fetchone()
-    if row is None:
+def _first_stored(db: sqlite3.Connection, spellings: Sequence[str]) -> str | None:
+    """The first of ``spellings`` that has state."""
+    if len(spellings) == 1:
+        return spellings[0]  # _VIEW answers no row for it if it has none
+    stored = {
+        epc
+        for (epc,) in db.execute(
+            _select_in("SELECT epc FROM serial_states", "epc", len(spellings)), list(spellings)
+        )
+    }
+    return next((s for s in spellings if s in stored), None)
+
+
+def _verification_view(db: sqlite3.Connection, spellings: Sequence[str]) -> VerificationView | None:
+    epc = _first_stored(db, spellings)
+    row = db.execute(_VIEW, (epc,)).fetchone() if epc is not None else None
+    if row is None or epc is None:
         return None
     holds = frozenset(_holds(db, [epc]).get(epc, ())) if row[2] else frozenset[Hold]()
     return _view_of(row[0], row[1], holds)
@@ -556,6 +570,9 @@ def _verification_view(db: sqlite3.Connection, epc: str) -> VerificationView | N
 def _view_of(body: str, recalled: int, holds: frozenset[Hold]) -> VerificationView:
     state = state_from_dict(json.loads(body))
     return VerificationView(state, bool(recalled) or state.recalled_in_data, holds)
+
+
+_READER_MMAP_BYTES = 1 << 30
 
 
 class _ViewReader:
@@ -567,14 +584,15 @@ class _ViewReader:
         self._path = None if str(path) in ("", ":memory:") else Path(path)
         self._db: sqlite3.Connection | None = None
 
-    def view(self, epc: str) -> VerificationView | Literal[_Reader.ON_WORKER] | None:
+    def view(self, *spellings: str) -> VerificationView | Literal[_Reader.ON_WORKER] | None:
         db = self._db or self._connect()
         if db is None:
             return _Reader.ON_WORKER
         try:
+            epc = _first_stored(db, spellings)
             # fetchall steps the statement to its end, which ends its read transaction at
             # once: a statement left open would pin an old snapshot of the file.
-            rows = db.execute(_VIEW, (epc,)).fetchall()
+            rows = db.execute(_VIEW, (epc,)).fetchall() if epc is not None else []
         except sqlite3.OperationalError:
             # timeout=0: busy answers at once; the worker waits for the lock instead.
             return _Reader.ON_WORKER
@@ -592,6 +610,9 @@ class _ViewReader:
         try:
             db = sqlite3.connect(uri, uri=True, timeout=0, check_same_thread=False)
             db.execute("PRAGMA query_only=1")
+            # Random serials touch random B-tree pages: mapped pages are read in place, with
+            # no read() call and copy per page (measured ~25 -> ~18 us per look-up at 1M).
+            db.execute(f"PRAGMA mmap_size={_READER_MMAP_BYTES}")
         except sqlite3.Error:
             self._path = None
             return None

@@ -222,10 +222,11 @@ class TraceabilityStore(ProjectionStore, Protocol):
         oldest first; ``recalled([state])`` names it exactly when this is not empty."""
         ...
 
-    async def verification_view(self, epc: str) -> VerificationView | None:
+    async def verification_view(self, *spellings: str) -> VerificationView | None:
         """State, recall and holds of one serial in one round trip; None when it has no state.
-        ``recalled`` is ``state.recalled_in_data`` or what ``recalled([state])`` says, and
-        ``holds`` what ``holds_for([epc])`` gives for it."""
+        ``spellings`` are URNs of that one serial (usually one; see ``known_spelling``): the
+        view is of the first that has state. ``recalled`` is ``state.recalled_in_data`` or
+        what ``recalled([state])`` says, and ``holds`` what ``holds_for([epc])`` gives."""
         ...
 
     async def trace_view(self, epc: str) -> TraceView:

@@ -11,11 +11,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from epcis.errors import InvalidIdentifierError
-from epcis.identifiers import sgtin_epc
+from epcis.identifiers import sgtin_epc, sgtin_spellings
 from service.exception_records import Hold
 from service.serial_state import Status
 from service.settings import Settings, SettingsError
-from service.traceability_store import TraceabilityStore, VerificationView, known_spelling
+from service.traceability_store import TraceabilityStore, VerificationView
 from verification.decisions import Decision, DecisionInput, SerialFacts, decide
 from verification.messages import VerificationData, VerificationRequest, VerificationResponse
 
@@ -125,9 +125,9 @@ class LocalResponder:
         if view is None:
             # Our own documents may spell the URN with another company prefix length than
             # GS1's table gives (NDC labeler codes): looked for in each before "unknown".
-            spelling = await known_spelling(self._store, epc)
-            if spelling != epc:
-                view = await self._store.verification_view(spelling)
+            others = tuple(s for s in sgtin_spellings(gtin, serial) if s != epc)
+            if others:
+                view = await self._store.verification_view(*others)
         if view is None or view.state.commissioned_at is None:
             return None
         return await self._flags(view)

@@ -247,6 +247,9 @@ async def test_verification_view_equals_state_recall_and_holds(store: Traceabili
     assert plain is not None
     assert plain.state == (await store.get_states([ITEMS[1]]))[ITEMS[1]]
     assert (plain.recalled, plain.holds) == (False, frozenset())
+    # Several spellings of one package: the view of the first that has state.
+    assert await store.verification_view(unknown, ITEMS[1]) == plain
+    assert await store.verification_view(unknown, unknown + "0") is None
     suspect = _exception("k1", ExceptionType.NEVER_COMMISSIONED, (ITEMS[0],))
     quarantine = _exception("k2", ExceptionType.NOT_IN_CONTAINER, (ITEMS[0], ITEMS[1]))
     await store.add_exceptions([suspect, quarantine])

@@ -37,7 +37,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteTraceabilityStore]:
 
 
 async def _on_worker(store: SQLiteTraceabilityStore, epc: str) -> VerificationView | None:
-    return await store._run(lambda db: _verification_view(db, epc))
+    return await store._run(lambda db: _verification_view(db, (epc,)))
 
 
 def _exception(key: str, epcs: tuple[str, ...]) -> ExceptionRecord:
@@ -141,3 +141,18 @@ async def test_close_closes_the_reader(tmp_path: Path) -> None:
     assert store._view_reader._db is not None
     await store.close()
     assert store._view_reader._db is None
+
+
+async def test_the_first_stored_spelling_is_viewed(store: SQLiteTraceabilityStore) -> None:
+    # Other spellings of one package's URN: the view is of the first that has state, on the
+    # event loop's reader and on the worker alike.
+    missing = "urn:epc:id:sgtin:0000000.000000.none"
+    for spellings in ((UNKNOWN, ITEMS[1]), (missing, ITEMS[1], ITEMS[2]), (ITEMS[2], ITEMS[1])):
+        expected = await _on_worker(
+            store, next(s for s in spellings if s != missing and s != UNKNOWN)
+        )
+        assert store._view_reader.view(*spellings) == expected
+        assert await store._run(lambda db, s=spellings: _verification_view(db, s)) == expected
+        assert await store.verification_view(*spellings) == expected
+    assert store._view_reader.view(UNKNOWN, missing) is None
+    assert await store._run(lambda db: _verification_view(db, (UNKNOWN, missing))) is None
