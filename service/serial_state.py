@@ -443,18 +443,19 @@ class SerialStateProjection:
         # and the fresh intervals are used from memory.
         loader = _Loader(self._store, inserted)
         findings: list[Finding] = []
-        by_child: dict[str, list[Interval]] = {}
+        written: list[str] = []
+        intervals: list[Interval] = []
         for chunk in chunks:
-            found, problems = await self._intervals_of(chunk, loader)
-            by_child.update(found)
-            findings.extend(problems)
+            containment = await self._intervals_of(chunk, loader)
+            written.extend(containment.changed)
+            intervals.extend(containment.intervals())
+            findings.extend(containment.findings)
         states: list[SerialState] = []
         for chunk in chunks:
             chunk_states, problems = await self._states_of(chunk, loader)
             states.extend(chunk_states)
             findings.extend(problems)
-        intervals = [i for child in ordered for i in by_child[child]]
-        await self._store.write_update(inserted, ordered, intervals, states)
+        await self._store.write_update(inserted, written, intervals, states)
         return ProjectionUpdate(tuple(inserted), tuple(states), tuple(findings))
 
     async def rebuild(self, facts: Iterable[EventFacts] | None = None) -> int:
@@ -473,10 +474,8 @@ class SerialStateProjection:
         count = 0
         # Intervals first, for all, so that states can read any ancestor's containment.
         for chunk in _chunks(everything):
-            by_child, _ = await self._intervals_of(chunk, _Loader(self._store))
-            await self._store.replace_intervals(
-                chunk, [i for child in chunk for i in by_child[child]]
-            )
+            containment = await self._intervals_of(chunk, _Loader(self._store), everything=True)
+            await self._store.replace_intervals(chunk, containment.intervals())
         for chunk in _chunks(everything):
             states, _ = await self._states_of(chunk, _Loader(self._store))
             await self._store.put_states(states)
@@ -493,9 +492,18 @@ class SerialStateProjection:
         return affected
 
     async def _intervals_of(
-        self, children: Sequence[str], loader: _Loader
-    ) -> tuple[dict[str, list[Interval]], list[Finding]]:
-        """Containment of each child (handed to ``loader`` too), and what was wrong in it."""
+        self, children: Sequence[str], loader: _Loader, *, everything: bool = False
+    ) -> _Containment:
+        """Containment of each child (handed to ``loader`` too), and what was wrong in it.
+
+        Only children whose containment may differ from what is stored are in ``changed``
+        (all of them with ``everything``): stored intervals are what ``intervals_for_child``
+        gave for the child's relevant events when the last of them arrived (each arrival
+        recomputes the child: an event listing it names it, and one emptying a container it
+        was in reaches it through ``children_ever``), so a child none of whose relevant events
+        is new keeps its stored intervals, and one that no aggregation lists has none. Their
+        findings, about stored events only, are dropped by the caller anyway.
+        """
         facts = await loader.facts(children)
         parents = {
             f.parent_id
@@ -504,12 +512,13 @@ class SerialStateProjection:
             if f.is_aggregation() and f.parent_id and child in f.child_epcs
         }
         all_facts = {**facts, **await loader.facts(parents - set(facts))}
-        by_child: dict[str, list[Interval]] = {}
-        findings: list[Finding] = []
+        fresh = loader.pending_hashes
+        result = _Containment()
+        spans: dict[str, Sequence[Interval]] = {}
         empties: dict[str, list[EventFacts]] = {}
         # Children with the same relevant events (the items of one case) have the same
         # containment but for their own name: it is computed once per set of events.
-        shared: dict[tuple[tuple[int, bool], ...], list[Interval]] = {}
+        shared: dict[tuple[tuple[int, bool], ...], tuple[list[Interval], bool]] = {}
         for child in children:
             # One pass over the child's own events: whether an aggregation lists it, which of
             # them bear on its containment, and the containers they name.
@@ -530,7 +539,9 @@ class SerialStateProjection:
             if not listed:
                 # Only an aggregation listing the child starts or ends its containment, or is
                 # wrong about it: without one there is nothing to find (the common case).
-                by_child[child] = []
+                spans[child] = ()
+                if everything:
+                    result.changed.append(child)
                 continue
             for container in containers:
                 for f in _emptyings(container, all_facts, empties):
@@ -539,15 +550,30 @@ class SerialStateProjection:
             key = tuple(key_parts)
             twin = shared.get(key)
             if twin is not None:
-                by_child[child] = [Interval(i.parent, child, i.start, i.end) for i in twin]
+                found, changed = twin
+                if changed:
+                    spans[child] = copies = [
+                        Interval(i.parent, child, i.start, i.end) for i in found
+                    ]
+                    result.changed.append(child)
+                    result.by_child.append(copies)
+                else:
+                    # Not written: the loader reads only parents and times, which are the
+                    # sibling's, so the sibling's list serves without copies.
+                    spans[child] = found
                 continue
-            by_child[child], problems = intervals_for_child(child, relevant)
+            found, problems = intervals_for_child(child, relevant)
+            changed = everything or any(f.hash_id in fresh for f in relevant)
+            spans[child] = found
+            if changed:
+                result.changed.append(child)
+                result.by_child.append(found)
             if problems:
-                findings.extend(problems)  # findings name their child: not shared
+                result.findings.extend(problems)  # findings name their child: not shared
             else:
-                shared[key] = by_child[child]
-        loader.known_intervals(by_child)
-        return by_child, findings
+                shared[key] = (found, changed)
+        loader.known_intervals(spans)
+        return result
 
     async def _states_of(
         self, epcs: Sequence[str], loader: _Loader
@@ -599,35 +625,63 @@ _COPIED_SLOTS = tuple(
 )
 
 
+class _Containment:
+    """What ``_intervals_of`` found for a chunk of children: the children whose stored
+    intervals are to be replaced, their intervals (a list per child, in order), findings."""
+
+    __slots__ = ("by_child", "changed", "findings")
+
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+        self.by_child: list[list[Interval]] = []
+        self.findings: list[Finding] = []
+
+    def intervals(self) -> list[Interval]:
+        return [i for found in self.by_child for i in found]
+
+
 class _Loader:
     """Fetches, level by level, the facts and intervals of identifiers and all their ancestors;
     each identifier's facts and intervals are read once per loader."""
 
     def __init__(self, store: ProjectionStore, pending: Sequence[EventFacts] = ()) -> None:
         self._store = store
-        self._facts: dict[str, list[EventFacts]] = {}
-        self._intervals: dict[str, list[Interval]] = {}
+        self._facts: dict[str, Sequence[EventFacts]] = {}
+        # Containment spans by child: only parents and times are read (a child that shares
+        # its sibling's containment may hold the sibling's list).
+        self._intervals: dict[str, Sequence[Interval]] = {}
         self._reached: dict[str, frozenset[str]] = {}
         # Facts of this update not yet written: read as if they were stored.
         self._pending: dict[str, list[EventFacts]] = {}
         for f in pending:
             for epc in dict.fromkeys(f.names()):
                 self._pending.setdefault(epc, []).append(f)
+        self.pending_hashes = frozenset(f.hash_id for f in pending)
 
-    async def facts(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
+    async def facts(self, epcs: Collection[str]) -> dict[str, Sequence[EventFacts]]:
         """The facts of ``epcs`` (only those with any), read from the store when not yet."""
-        wanted = [epc for epc in epcs if epc not in self._facts]
+        known = self._facts
+        wanted = [epc for epc in epcs if epc not in known]
         if wanted:
             found = await self._store.facts_for(wanted)
             pending = self._pending
             for epc in wanted:
-                stored = found.get(epc, [])
-                self._facts[epc] = stored + pending[epc] if epc in pending else stored
-        return {epc: self._facts[epc] for epc in epcs if self._facts[epc]}
+                # No new list where one would do: an update holds a few per serial, and the
+                # cyclic collector walks every one that outlives a collection.
+                stored = found.get(epc)
+                fresh = pending.get(epc)
+                if fresh is None:
+                    known[epc] = stored if stored is not None else ()
+                elif stored is None:
+                    known[epc] = fresh
+                else:
+                    known[epc] = stored + fresh
+        return {epc: listed for epc in epcs if (listed := known[epc])}
 
-    def known_intervals(self, by_child: dict[str, list[Interval]]) -> None:
-        """Intervals just computed and written: what reading them back would give."""
-        self._intervals.update(by_child)
+    def known_intervals(self, spans: dict[str, Sequence[Interval]]) -> None:
+        """Containment just computed (and written where it changed): what reading the
+        intervals back would give, but for ``child`` (see ``_intervals``)."""
+        self._intervals.update(spans)
 
     async def load(self, epcs: Iterable[str]) -> None:
         self._reached.clear()  # containers may become known: reachability is asked again
@@ -637,7 +691,7 @@ class _Loader:
             if unknown:
                 found = await self._store.intervals_for_children(unknown)
                 for epc in unknown:
-                    self._intervals[epc] = found.get(epc, [])
+                    self._intervals[epc] = found.get(epc, ())
             await self.facts(frontier)
             parents = {i.parent for epc in frontier for i in self._intervals[epc]}
             frontier = {p for p in parents if p not in self._facts or p not in self._intervals}
@@ -704,7 +758,7 @@ async def load_timeline(
 
 
 def _emptyings(
-    parent: str, all_facts: dict[str, list[EventFacts]], known: dict[str, list[EventFacts]]
+    parent: str, all_facts: dict[str, Sequence[EventFacts]], known: dict[str, list[EventFacts]]
 ) -> list[EventFacts]:
     """The unpackings of ``parent`` that name no children (they empty it).
 

@@ -26,7 +26,6 @@ from service.traceability_store import (
     exception_from_dict,
     exception_to_dict,
     interval_from_row,
-    interval_to_row,
     memo_iso,
     recall_from_dict,
     recall_summary_from_dict,
@@ -386,10 +385,18 @@ def _replace_intervals(
     iso = memo_iso()
     for batch in _batches(children):
         db.execute(_select_in("DELETE FROM trace_intervals", "child", len(batch)), batch)
+    # Positional rows, not interval_to_row's dicts: binding by name looked up every value.
+    rows: list[tuple[str, str, str | None, str, str | None, str | None]] = []
+    for i in intervals:
+        end = i.end
+        if end is None:
+            rows.append((i.child, i.parent, iso(i.start[0]), i.start[1], None, None))
+        else:
+            rows.append((i.child, i.parent, iso(i.start[0]), i.start[1], iso(end[0]), end[1]))
     db.executemany(
         "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
-        "end_hash) VALUES (:child, :parent, :start_time, :start_hash, :end_time, :end_hash)",
-        [interval_to_row(i, iso) for i in intervals],
+        "end_hash) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
     )
 
 
