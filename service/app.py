@@ -22,6 +22,7 @@ from service.audit_records import LedgeredTraceabilityStore
 from service.auth import TOKEN_CACHE, TokenCache, auth_middleware, invalidate_on_revoke
 from service.capture import CaptureTracker
 from service.capture_hooks import CapturePolicy, LedgerHook, TraceabilityHook
+from service.capture_leases import lease_directory, recover_interrupted_captures
 from service.dscsa_checks import CheckMode
 from service.export_jobs import export_deadline_job
 from service.export_store import export_store_context
@@ -188,6 +189,9 @@ def capture_policy(
 async def _captures_context(app: web.Application) -> AsyncIterator[None]:
     tracker = CaptureTracker()
     app[CAPTURES] = tracker
+    # Jobs a dead process left "running" (crash, kill -9): marked interrupted, their
+    # uncommitted events discarded, before this process takes new captures.
+    await recover_interrupted_captures(app[STORE], lease_directory(app[SETTINGS].data_dir))
     app[CAPTURE_POLICY] = capture_policy(app[SETTINGS], app[TRACEABILITY], app[LEDGER])
     try:
         yield

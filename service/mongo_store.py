@@ -8,7 +8,8 @@ prefix regexes, which use the same index.
 
 Atomic captures are not MongoDB transactions: each event carries its ``capture_id`` and a
 rollback deletes that capture's events (the one place events are ever deleted, and only
-before their capture commits). Limitations: a reader may see a capture's events before it
+before their capture commits; after a crash, ``discard_uncommitted_capture`` at the next start,
+see ``service.capture_leases``). Limitations: a reader may see a capture's events before it
 commits; an event that a concurrent capture counted as a duplicate of a capture that then
 rolls back is stored by neither.
 """
@@ -281,6 +282,7 @@ class MongoEventStore:
         for field in ("event_time", "record_time"):
             await self._events.create_index([(field, ASCENDING), ("hash_id", ASCENDING)])
         await self._documents.create_index("document_id", unique=True)
+        await self._documents.create_index("capture_id")
         await self._contents.create_index("sha256", unique=True)
         await self._chunks.create_index([("upload_id", ASCENDING), ("n", ASCENDING)], unique=True)
         await self._jobs.create_index("capture_id", unique=True)
@@ -351,6 +353,14 @@ class MongoEventStore:
         # Idempotent: the same record may have been stored by an earlier batch or commit.
         with contextlib.suppress(DuplicateKeyError):
             await self._documents.insert_one(_stored_times(_plain(document)))
+
+    async def discard_uncommitted_capture(self, capture_id: str) -> int:
+        """After a crash: the events of an atomic capture that never committed (its document
+        record, written by the commit, is missing), removed; how many."""
+        if await self._documents.find_one({"capture_id": capture_id}, {"_id": 1}) is not None:
+            return 0
+        result = await self._events.delete_many({"capture_id": capture_id})
+        return int(result.deleted_count)
 
     async def delete_capture(self, capture_id: str, document_id: str) -> None:
         """Compensate an uncommitted capture (see the module docstring)."""

@@ -28,6 +28,7 @@ from service.capture import (
     run_capture,
 )
 from service.capture_hooks import CapturePolicy
+from service.capture_leases import lease_directory, leased, recover_interrupted_captures
 from service.commands.opened_stores import opened
 from service.ledger import Ledger
 from service.schema_check import SchemaChecker
@@ -96,6 +97,10 @@ async def _capture_all(
     results = []
     # The worker starts with the first large file (while that file is being read).
     async with open_capture_stores(settings) as (store, policy), SchemaChecker() as checker:
+        for interrupted in await recover_interrupted_captures(
+            store, lease_directory(settings.data_dir)
+        ):
+            print(f"capture {interrupted.capture_id} had been interrupted", file=sys.stderr)
         for path in files:
             job = await _capture_one(store, policy, path, limits, settings, proceed, checker)
             results.append((path, job))
@@ -128,17 +133,18 @@ async def _capture_one(
         )
     progress = _Progress(path, sys.stderr)
     try:
-        return await run_capture(
-            store,
-            document,
-            job,
-            limits=limits,
-            source=str(path),
-            on_batch=progress.update,
-            hooks=policy.hooks,
-            spool_dir=policy.spool_dir,
-            schema_check=deferred,
-        )
+        with leased(lease_directory(settings.data_dir), job):
+            return await run_capture(
+                store,
+                document,
+                job,
+                limits=limits,
+                source=str(path),
+                on_batch=progress.update,
+                hooks=policy.hooks,
+                spool_dir=policy.spool_dir,
+                schema_check=deferred,
+            )
     finally:
         progress.close()
 

@@ -37,6 +37,7 @@ from service.capture import (
     spool,
 )
 from service.capture_hooks import CapturePolicy
+from service.capture_leases import CaptureLease, lease_directory
 from service.schema_check import SchemaChecker
 from service.settings import Settings
 from service.state import CAPTURE_POLICY, CAPTURES, SETTINGS, STORE
@@ -126,6 +127,7 @@ async def _run_and_discard(
     limits: ReadLimits,
     policy: CapturePolicy,
     schema_check: SchemaChecker | None,
+    lease: CaptureLease,
 ) -> CaptureJob:
     try:
         return await run_capture(
@@ -140,6 +142,7 @@ async def _run_and_discard(
             schema_check=schema_check,
         )
     finally:
+        lease.release()
         document.discard()
 
 
@@ -158,8 +161,17 @@ async def capture_document(request: web.Request) -> web.Response:
     _, deferred = await _preflight(principal, document, limits, "body", policy, checker)
     job = new_job(principal.partner_id, behaviour)
     store = request.app[STORE]
-    await store.put_capture_job(job)
-    request.app[CAPTURES].start(_run_and_discard(store, document, job, limits, policy, deferred))
+    # Taken before the job is recorded as running: if this process dies, the next start
+    # finds the lease unheld and marks the job interrupted (service.capture_leases).
+    lease = CaptureLease.take(lease_directory(settings.data_dir), job)
+    try:
+        await store.put_capture_job(job)
+        work = _run_and_discard(store, document, job, limits, policy, deferred, lease)
+    except BaseException:
+        lease.release()
+        document.discard()
+        raise
+    request.app[CAPTURES].start(work)
     return web.Response(status=202, headers={"Location": f"/capture/{job.capture_id}"})
 
 
