@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -143,8 +143,7 @@ class SQLiteTraceabilityStore:
         return await self._intervals("child", children)
 
     async def children_ever(self, parents: Collection[str]) -> set[str]:
-        found = await self._intervals("parent", parents)
-        return {i.child for intervals in found.values() for i in intervals}
+        return await self._run(lambda db: _children_ever(db, parents))
 
     async def _intervals(self, column: str, keys: Collection[str]) -> dict[str, list[Interval]]:
         return await self._run(lambda db: _intervals(db, column, keys))
@@ -366,15 +365,18 @@ def _add_facts(
     db: sqlite3.Connection, cache: FactsCache, facts: Sequence[EventFacts]
 ) -> list[EventFacts]:
     inserted = _new_facts(db, facts)
+    # Rows from generators, made as SQLite takes them: a list of every row of a batch kept
+    # tens of thousands of tuples alive at once, which set off cyclic collections that walk
+    # the whole heap (so do the other writers below).
     db.executemany(
         "INSERT OR IGNORE INTO trace_facts (hash_id, body) VALUES (?, ?)",
-        [(item.hash_id, item.to_json()) for item in inserted],
+        ((item.hash_id, item.to_json()) for item in inserted),
     )
     for item in inserted:
         cache.put(item)
     db.executemany(
         "INSERT OR IGNORE INTO trace_fact_epcs (epc, hash_id) VALUES (?, ?)",
-        [(epc, item.hash_id) for item in inserted for epc in set(item.names())],
+        ((epc, item.hash_id) for item in inserted for epc in set(item.names())),
     )
     return inserted
 
@@ -382,29 +384,33 @@ def _add_facts(
 def _replace_intervals(
     db: sqlite3.Connection, children: Collection[str], intervals: Sequence[Interval]
 ) -> None:
-    iso = memo_iso()
     for batch in _batches(children):
         db.execute(_select_in("DELETE FROM trace_intervals", "child", len(batch)), batch)
-    # Positional rows, not interval_to_row's dicts: binding by name looked up every value.
-    rows: list[tuple[str, str, str | None, str, str | None, str | None]] = []
-    for i in intervals:
-        end = i.end
-        if end is None:
-            rows.append((i.child, i.parent, iso(i.start[0]), i.start[1], None, None))
-        else:
-            rows.append((i.child, i.parent, iso(i.start[0]), i.start[1], iso(end[0]), end[1]))
     db.executemany(
         "INSERT INTO trace_intervals (child, parent, start_time, start_hash, end_time, "
         "end_hash) VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
+        _interval_rows(intervals),
     )
+
+
+def _interval_rows(
+    intervals: Sequence[Interval],
+) -> Iterator[tuple[str, str, str | None, str, str | None, str | None]]:
+    # Positional rows, not interval_to_row's dicts: binding by name looked up every value.
+    iso = memo_iso()
+    for i in intervals:
+        end = i.end
+        if end is None:
+            yield (i.child, i.parent, iso(i.start[0]), i.start[1], None, None)
+        else:
+            yield (i.child, i.parent, iso(i.start[0]), i.start[1], iso(end[0]), end[1])
 
 
 def _put_states(db: sqlite3.Connection, states: Sequence[SerialState]) -> None:
     encoder = StateEncoder()
     db.executemany(
         "INSERT OR REPLACE INTO serial_states (epc, gtin, lot, body) VALUES (?, ?, ?, ?)",
-        [(s.epc, s.gtin, s.lot, encoder.encode(s)) for s in states],
+        ((s.epc, s.gtin, s.lot, encoder.encode(s)) for s in states),
     )
 
 
@@ -692,6 +698,17 @@ def _intervals(
     finally:
         db.row_factory = None
     return dict(found)
+
+
+def _children_ever(db: sqlite3.Connection, parents: Collection[str]) -> set[str]:
+    # The children only: decoding whole intervals to take their child was most of the cost.
+    found: set[str] = set()
+    for batch in _batches(parents):
+        rows = db.execute(
+            _select_in("SELECT child FROM trace_intervals", "parent", len(batch)), batch
+        )
+        found.update(child for (child,) in rows)
+    return found
 
 
 def _get(

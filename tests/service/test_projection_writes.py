@@ -10,6 +10,7 @@ recomputation from nothing.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -18,7 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.containment import EventFacts, Interval
-from service.serial_state import SerialState, SerialStateProjection, _Containment, _Loader
+from service.serial_state import (
+    SerialState,
+    SerialStateProjection,
+    _collector_paused,
+    _Containment,
+    _Loader,
+)
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
 from tests.service.test_projection_fast_paths import (
     _CASES,
@@ -160,3 +167,34 @@ async def test_rebuild_writes_the_containment_of_every_identifier(facts_given: b
     finally:
         await store.close()
     assert {c: i for c, i in stored.items() if i} == _all_intervals(history)
+
+
+def test_an_interval_for_another_child_equals_the_dataclass_built_one() -> None:
+    assert not hasattr(Interval, "__post_init__")
+    start = _make(1, 0).key
+    for interval in (
+        Interval(_CASES[0], _SERIALS[0], start, None),
+        Interval(_PALLET, _CASES[1], start, _make(2, 3).key),
+    ):
+        copy = interval.for_child(_SERIALS[2])
+        expected = Interval(interval.parent, _SERIALS[2], interval.start, interval.end)
+        assert copy == expected
+        assert hash(copy) == hash(expected)
+        assert repr(copy) == repr(expected)
+
+
+def test_the_collector_is_paused_only_inside_and_left_as_found() -> None:
+    assert gc.isenabled()
+    with _collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # paused by someone else: still theirs
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), _collector_paused():
+        raise RuntimeError
+    assert gc.isenabled()
