@@ -1325,8 +1325,6 @@ def _event_or_error(state: _State, element: etree._Element) -> Event | EventErro
     Limits (event count, nesting, text length) still raise: they guard the reader, not the
     event.
     """
-    from epcis.reading import EventError
-
     ctx = state.ctx
     ctx.event_number += 1
     if ctx.event_number > ctx.limits.max_events:
@@ -1338,6 +1336,10 @@ def _event_or_error(state: _State, element: etree._Element) -> Event | EventErro
     except _LimitError as error:
         raise ctx.invalid(error.reason, error.element) from None
     except _ContentError as error:
+        # Imported here, on the error path only (epcis.reading imports this module): an
+        # import statement on every event cost more than some of the event's fields.
+        from epcis.reading import EventError
+
         return EventError(ctx.event_number, ctx.invalid(error.reason, error.element))
 
 

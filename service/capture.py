@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import threading
 import uuid
@@ -50,6 +49,7 @@ from service.store import (
     DocumentRecord,
     EventRecord,
     EventStore,
+    compact_json_encoder,
 )
 
 __all__ = [
@@ -236,7 +236,7 @@ async def dscsa_precheck(
 
 
 # One encoder for every body: json.dumps would build a new one per call for these options.
-_encode_body = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_body = compact_json_encoder()
 
 
 def event_record(

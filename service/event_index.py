@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain, repeat
 from typing import Any
 
 from epcis.model import (
+    Action,
     AggregationEvent,
     AssociationEvent,
     EventBase,
@@ -39,11 +41,23 @@ def _typed(kind: CBVKind, entries: Iterable[tuple[str | None, str]]) -> _Pairs:
     return tuple(dict.fromkeys((_cbv(kind, t or ""), _key(value)) for t, value in entries))
 
 
-def _roled(*groups: tuple[str, Iterable[str]]) -> _Pairs:
-    return tuple(dict.fromkeys((role, _key(value)) for role, values in groups for value in values))
+def _roled(role: str, values: Iterable[str]) -> _Pairs:
+    # map/zip instead of a generator: the EPC lists are most of an event's identifiers.
+    return tuple(dict.fromkeys(zip(repeat(role), map(_key, values))))
+
+
+def _two_roles(
+    first: str, firsts: tuple[str, ...], second: str, seconds: tuple[str, ...]
+) -> _Pairs:
+    if not seconds:
+        return _roled(first, firsts)
+    keys = chain(zip(repeat(first), map(_key, firsts)), zip(repeat(second), map(_key, seconds)))
+    return tuple(dict.fromkeys(keys))
 
 
 def _classes(*groups: tuple[str, tuple[QuantityElement, ...]]) -> _Pairs:
+    if not any(elements for _, elements in groups):
+        return ()  # the usual case: no quantity lists
     return tuple(
         dict.fromkeys(
             (role, _key(element.epc_class)) for role, elements in groups for element in elements
@@ -59,15 +73,15 @@ def _identifiers(event: EventBase) -> tuple[_Pairs, _Pairs]:
     """(role, key) of instance identifiers and of quantity classes, in the order of
     :func:`epcis.query.event_epc_keys` and :func:`epcis.query.event_class_keys`."""
     if isinstance(event, ObjectEvent):
-        return _roled(("epc", event.epc_list)), _classes(("epc", event.quantity_list))
+        return _roled("epc", event.epc_list), _classes(("epc", event.quantity_list))
     if isinstance(event, AggregationEvent | AssociationEvent):
-        epcs = _roled(("child", event.child_epcs), ("parent", _parent(event)))
+        epcs = _two_roles("child", event.child_epcs, "parent", _parent(event))
         return epcs, _classes(("child", event.child_quantity_list))
     if isinstance(event, TransactionEvent):
-        epcs = _roled(("epc", event.epc_list), ("parent", _parent(event)))
+        epcs = _two_roles("epc", event.epc_list, "parent", _parent(event))
         return epcs, _classes(("epc", event.quantity_list))
     if isinstance(event, TransformationEvent):
-        epcs = _roled(("input", event.input_epc_list), ("output", event.output_epc_list))
+        epcs = _two_roles("input", event.input_epc_list, "output", event.output_epc_list)
         classes = _classes(
             ("input", event.input_quantity_list), ("output", event.output_quantity_list)
         )
@@ -75,32 +89,46 @@ def _identifiers(event: EventBase) -> tuple[_Pairs, _Pairs]:
     return (), ()
 
 
-def _action(event: EventBase) -> str | None:
-    if isinstance(event, ObjectEvent | AggregationEvent | TransactionEvent | AssociationEvent):
-        return str(event.action)
-    return None
+# str() of an Action member is a Python-level call; its text by dictionary look-up is not.
+_ACTION_TEXT = {action: str(action) for action in Action}
+
+
+def _action(fields: dict[str, Any]) -> str | None:
+    action = fields.get("action")
+    if action is None:
+        return None
+    text = _ACTION_TEXT.get(action)
+    return str(action) if text is None else text
 
 
 def _sources(entries: tuple[SourceDestination, ...]) -> _Pairs:
     return _typed(_SDT, ((s.type, s.value) for s in entries)) if entries else ()
 
 
+def _lot_and_expiry(event: EventBase, fields: dict[str, Any]) -> tuple[str | None, date | None]:
+    # Only events with ILMD have any; getattr of a field an event type lacks goes through
+    # pydantic's __getattr__ and an AttributeError, which cost more than the rest.
+    return ilmd_lot_and_expiry(event) if fields.get("ilmd") else (None, None)
+
+
 def index_event(event: EventBase) -> EventIndex:
     """The :class:`EventIndex` of a model event; keys are those :mod:`epcis.query` matches."""
+    # A model's fields live in its __dict__; events types without a field simply lack the key.
+    fields = event.__dict__
     sources = _sources(event.source_list)
     destinations = _sources(event.destination_list)
     epcs, classes = _identifiers(event)
-    lot, expiry = ilmd_lot_and_expiry(event)
-    action = _action(event)
+    lot, expiry = _lot_and_expiry(event, fields)
     error = event.error_declaration
     biz_step, disposition = event.biz_step, event.disposition
     transactions = event.biz_transaction_list
+    read_point, biz_location = event.read_point, event.biz_location
     return EventIndex(
-        action=action,
+        action=_action(fields),
         biz_step=biz_step and _cbv(CBVKind.BIZ_STEP, biz_step),
         disposition=disposition and _cbv(CBVKind.DISPOSITION, disposition),
-        read_point=event.read_point and _key(event.read_point),
-        biz_location=event.biz_location and _key(event.biz_location),
+        read_point=read_point and _key(read_point),
+        biz_location=biz_location and _key(biz_location),
         epcs=epcs,
         classes=classes,
         biz_transactions=_typed(_BTT, ((bt.type, bt.value) for bt in transactions))
@@ -108,14 +136,14 @@ def index_event(event: EventBase) -> EventIndex:
         else (),
         sources=sources,
         destinations=destinations,
-        parties=tuple(dict.fromkeys(value for _, value in sources + destinations)),
+        parties=tuple(dict.fromkeys(value for _, value in sources + destinations))
+        if sources or destinations
+        else (),
         lot=lot,
         expiry=expiry,
         error_declared=error is not None,
         error_declaration_time=error.declaration_time if error is not None else None,
-        transformation_id=event.transformation_id
-        if isinstance(event, TransformationEvent)
-        else None,
+        transformation_id=fields.get("transformation_id"),
     )
 
 

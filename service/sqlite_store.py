@@ -48,6 +48,7 @@ from service.store import (
     PartnerRecord,
     StoreError,
     Visibility,
+    compact_json_encoder,
     from_micros,
     to_micros,
 )
@@ -162,7 +163,7 @@ _INDEX_FIELDS = tuple(EventIndex.__dataclass_fields__)
 _index_values = attrgetter(*_INDEX_FIELDS)
 _EXPIRY = _INDEX_FIELDS.index("expiry")
 _ERROR_TIME = _INDEX_FIELDS.index("error_declaration_time")
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_json = compact_json_encoder()
 
 
 def _encode_index(index: EventIndex) -> str:
