@@ -689,9 +689,15 @@ class _Loader:
         self._reached: dict[str, frozenset[str]] = {}
         # Facts of this update not yet written: read as if they were stored.
         self._pending: dict[str, list[EventFacts]] = {}
-        for f in pending:
-            for epc in dict.fromkeys(f.names()):
-                self._pending.setdefault(epc, []).append(f)
+        with _collector_paused():
+            by_epc = self._pending
+            for f in pending:
+                for epc in f.names():
+                    listed = by_epc.get(epc)
+                    if listed is None:
+                        by_epc[epc] = [f]
+                    elif listed[-1] is not f:  # an event naming one identifier twice: once
+                        listed.append(f)
         self.pending_hashes = frozenset(f.hash_id for f in pending)
 
     async def facts(self, epcs: Collection[str]) -> dict[str, Sequence[EventFacts]]:
