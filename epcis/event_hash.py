@@ -18,6 +18,7 @@ from typing import Any
 
 from epcis.errors import InvalidIdentifierError
 from epcis.identifiers import to_digital_link
+from epcis.identifiers.canonical import plain_digital_link
 from epcis.model import (
     EPCIS_EVENT_TYPES,
     AggregationEvent,
@@ -479,7 +480,9 @@ def _value(text: str) -> str:
         if number is not None:
             return number
     if text.startswith(_IDENTIFIER_STARTS):
-        fast = _fast_digital_link(text)
+        # The shared, remembered shortcut first (the store index asks it for the same EPCs
+        # next); where it gives a value, to_digital_link and _fast_digital_link give it too.
+        fast = plain_digital_link(text) or _fast_digital_link(text)
         if fast is not None:
             return fast
         try:

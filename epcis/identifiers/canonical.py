@@ -27,6 +27,7 @@ __all__ = [
     "epc_match_key",
     "epc_pattern_matches",
     "gs1_key_pairs",
+    "plain_digital_link",
     "sgtin_epc",
     "sgtin_spellings",
     "to_digital_link",
@@ -48,6 +49,16 @@ def _check_digit(body: str) -> str:
     return str(-total % 10)
 
 
+def plain_digital_link(value: str) -> str | None:
+    """The canonical DL of an SGTIN or SSCC URN with a plain serial, else None; remembered.
+
+    Capture converts every EPC twice in a row, for the event hash and for the store index:
+    the second time is a look-up here (bounded; the value is a pure function of the text).
+    """
+    return _fast_digital_link(value)
+
+
+@lru_cache(maxsize=1 << 13)
 def _fast_digital_link(value: str) -> str | None:
     """The canonical DL of the common healthcare URNs (SGTIN, SSCC) with plain serials.
 
