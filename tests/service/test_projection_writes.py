@@ -198,3 +198,34 @@ def test_the_collector_is_paused_only_inside_and_left_as_found() -> None:
     with pytest.raises(RuntimeError), _collector_paused():
         raise RuntimeError
     assert gc.isenabled()
+
+
+class _Failing(_Recording):
+    """Records whether the collector ran during the write, then fails it."""
+
+    async def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        self.collecting = gc.isenabled()
+        raise OSError("disk full")
+
+
+async def test_an_update_pauses_the_collector_until_it_ends_even_when_it_fails() -> None:
+    store = _Recording()
+    failing = _Failing()
+    await store.open()
+    await failing.open()
+    try:
+        await SerialStateProjection(store).apply([_pack(1, 0, _CASES[0], _SERIALS)])
+        assert gc.isenabled()
+        with pytest.raises(OSError, match="disk full"):
+            await SerialStateProjection(failing).apply([_pack(1, 0, _CASES[0], _SERIALS)])
+        assert failing.collecting is False
+        assert gc.isenabled()
+    finally:
+        await store.close()
+        await failing.close()
