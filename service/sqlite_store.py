@@ -27,6 +27,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime
+from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
@@ -189,6 +190,11 @@ def _decode_index(text: str) -> EventIndex:
     return index_from_json(dict(zip(_INDEX_FIELDS, state, strict=True)))
 
 
+# A batch shares one recordTime and a document's events share their times; equal datetimes
+# are one instant, whatever their zones, so the micros of one serve all of them.
+_micros = lru_cache(maxsize=1024)(to_micros)
+
+
 def _event_row(
     rowid: int, record: EventRecord, sender: str | None, *, every_event_id: bool
 ) -> tuple[Any, ...]:
@@ -201,8 +207,8 @@ def _event_row(
         record.hash_id,
         event_id,
         record.event_type,
-        to_micros(record.event_time),
-        to_micros(record.record_time),
+        _micros(record.event_time),
+        _micros(record.record_time),
         record.document_id,
         sender,
         index.action,
