@@ -34,6 +34,7 @@ from service.master_data import extract_master_data
 from service.serial_state import (
     ProjectionUpdate,
     SerialStateProjection,
+    collector_paused,
     gtin_of,
     load_timeline,
 )
@@ -233,10 +234,13 @@ async def on_events_committed(
     left out or not: facts already known are skipped). Pass the document's header with the
     first batch of a document so its master data and transaction statement are checked.
     """
-    facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
-    return await facts_committed(
-        store, facts, header=header, document_id=document_id, partner_id=partner_id
-    )
+    # The collector paused for the batch, awaits included, as during the projection's update
+    # (see serial_state.collector_paused): the batch's facts live until it ends.
+    with collector_paused():
+        facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
+        return await facts_committed(
+            store, facts, header=header, document_id=document_id, partner_id=partner_id
+        )
 
 
 async def facts_committed(
@@ -249,6 +253,17 @@ async def facts_committed(
 ) -> CaptureOutcome:
     """:func:`on_events_committed` for facts already derived from the events, so that a
     capture need not keep model events until its commit."""
+    with collector_paused():  # see on_events_committed
+        return await _facts_committed(store, facts, header, document_id, partner_id)
+
+
+async def _facts_committed(
+    store: TraceabilityStore,
+    facts: Sequence[EventFacts],
+    header: EPCISHeader | None,
+    document_id: str | None,
+    partner_id: str | None,
+) -> CaptureOutcome:
     master = extract_master_data(header)
     await store.put_products(master.products)
     await store.put_parties(master.parties)

@@ -34,6 +34,7 @@ __all__ = [
     "SerialState",
     "SerialStateProjection",
     "Status",
+    "collector_paused",
     "compute_state",
     "effective_status",
     "gtin_of",
@@ -434,8 +435,8 @@ class SerialStateProjection:
         self._store = store
 
     async def apply(self, facts: Sequence[EventFacts]) -> ProjectionUpdate:
-        # Awaits included: see _collector_paused.
-        with _collector_paused():
+        # Awaits included: see collector_paused.
+        with collector_paused():
             return await self._apply(facts)
 
     async def _apply(self, facts: Sequence[EventFacts]) -> ProjectionUpdate:
@@ -520,7 +521,7 @@ class SerialStateProjection:
         }
         all_facts = {**facts, **await loader.facts(parents - set(facts))}
         result = _Containment()
-        with _collector_paused():
+        with collector_paused():
             self._containment_of(children, facts, all_facts, loader, everything, result)
         return result
 
@@ -596,7 +597,7 @@ class SerialStateProjection:
         self, epcs: Sequence[str], loader: _Loader
     ) -> tuple[list[SerialState], list[Finding]]:
         await loader.load(epcs)
-        with _collector_paused():
+        with collector_paused():
             return self._folds_of(epcs, loader)
 
     def _folds_of(
@@ -625,17 +626,18 @@ class SerialStateProjection:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while an update runs (or a rebuild's synchronous loops).
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an update runs (or a rebuild's synchronous loops,
+    or a whole capture batch's traceability work in ``dscsa_checks``).
 
     An update builds a few objects per serial (facts lists, containment, states) that live
     until it ends. They set off collections, survive them, and are promoted until a full
     collection walks the whole heap: a third of the update's CPU on the loop thread in the
     10k benchmark, ~100 us per event. They are freed by reference counting when the update
-    ends (the projection makes no cycles), so pausing the collector frees nothing later than it would
-    have; it runs again at the next allocation after, over what is still alive then. Other
-    tasks that run while an update awaits its store only go without collection for that
-    long (a fraction of a second per capture batch), and lose nothing either.
+    ends (the projection makes no cycles), so pausing the collector frees nothing later
+    than it would have; it runs again at the next allocation after, over what is still
+    alive then. Other tasks that run while an update awaits its store only go without
+    collection for that long (a fraction of a second per capture batch) and lose nothing.
     """
     if not gc.isenabled():
         yield  # paused by someone else: theirs to resume
@@ -699,7 +701,7 @@ class _Loader:
         self._reached: dict[str, frozenset[str]] = {}
         # Facts of this update not yet written: read as if they were stored.
         self._pending: dict[str, list[EventFacts]] = {}
-        with _collector_paused():
+        with collector_paused():
             by_epc = self._pending
             for f in pending:
                 for epc in f.names():

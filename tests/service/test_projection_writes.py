@@ -1,4 +1,5 @@
-"""What the projection writes per update against writing everything it recomputed.
+"""What the projection writes per update against writing everything it recomputed, and how it
+runs (the cyclic collector paused for an update and a committed batch, resumed after).
 
 An update replaces the stored intervals only of children whose containment may have changed
 (a relevant event is new); the others keep theirs. Differential: the same arrival orders and
@@ -19,12 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.containment import EventFacts, Interval
+from service.dscsa_checks import facts_committed
+from service.master_data import ProductRecord
 from service.serial_state import (
     SerialState,
     SerialStateProjection,
-    _collector_paused,
     _Containment,
     _Loader,
+    collector_paused,
 )
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
 from tests.service.test_projection_fast_paths import (
@@ -185,17 +188,17 @@ def test_an_interval_for_another_child_equals_the_dataclass_built_one() -> None:
 
 def test_the_collector_is_paused_only_inside_and_left_as_found() -> None:
     assert gc.isenabled()
-    with _collector_paused():
+    with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
     gc.disable()
     try:
-        with _collector_paused():
+        with collector_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()  # paused by someone else: still theirs
     finally:
         gc.enable()
-    with pytest.raises(RuntimeError), _collector_paused():
+    with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError
     assert gc.isenabled()
 
@@ -229,3 +232,23 @@ async def test_an_update_pauses_the_collector_until_it_ends_even_when_it_fails()
     finally:
         await store.close()
         await failing.close()
+
+
+class _MasterDataSpy(SQLiteTraceabilityStore):
+    """Records whether the collector ran when master data was written (before the update)."""
+
+    async def put_products(self, products: Sequence[ProductRecord]) -> None:
+        self.collecting = gc.isenabled()
+        await super().put_products(products)
+
+
+async def test_a_committed_batch_runs_with_the_collector_paused_throughout() -> None:
+    store = _MasterDataSpy(":memory:")
+    await store.open()
+    try:
+        outcome = await facts_committed(store, [_pack(1, 0, _CASES[0], _SERIALS)])
+    finally:
+        await store.close()
+    assert store.collecting is False
+    assert gc.isenabled()
+    assert outcome.states_updated == len(_SERIALS) + 1
