@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS trace_resolutions (
 CREATE INDEX IF NOT EXISTS trace_resolutions_exception ON trace_resolutions (exception_id);
 CREATE TABLE IF NOT EXISTS trace_recalls (
     recall_id TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
+-- Every verification and trace asks whether a lot recall covers its serial: a search, not a
+-- scan of six years of recalls.
+CREATE INDEX IF NOT EXISTS trace_recalls_lot ON trace_recalls (gtin, lot);
 CREATE TABLE IF NOT EXISTS trace_recall_serials (
     epc TEXT NOT NULL, recall_id TEXT NOT NULL, PRIMARY KEY (epc, recall_id));
 CREATE TABLE IF NOT EXISTS trace_recall_heads (recall_id TEXT PRIMARY KEY, body TEXT NOT NULL);

@@ -15,6 +15,7 @@ import pytest
 from service.exception_records import ExceptionRecord, ExceptionType, Hold
 from service.serial_state import SerialState, SerialStateProjection, Status
 from service.sqlite_traceability_store import (
+    _VIEW,
     SQLiteTraceabilityStore,
     _Reader,
     _verification_view,
@@ -156,3 +157,12 @@ async def test_the_first_stored_spelling_is_viewed(store: SQLiteTraceabilityStor
         assert await store.verification_view(*spellings) == expected
     assert store._view_reader.view(UNKNOWN, missing) is None
     assert await store._run(lambda db: _verification_view(db, (UNKNOWN, missing))) is None
+
+
+async def test_the_lot_recall_check_is_an_index_search(store: SQLiteTraceabilityStore) -> None:
+    plan = await store._run(
+        lambda db: db.execute("EXPLAIN QUERY PLAN " + _VIEW, (ITEMS[1],)).fetchall()
+    )
+    details = [row[-1] for row in plan]
+    assert any("trace_recalls_lot" in d for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), details
