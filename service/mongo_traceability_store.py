@@ -56,6 +56,8 @@ class MongoTraceabilityStore:
         await db.trace_exceptions.create_index([("identifiers", ASCENDING)])
         await db.trace_resolutions.create_index([("exception_id", ASCENDING), ("seq", ASCENDING)])
         await db.trace_recalls.create_index([("serials", ASCENDING)])
+        # The lot-recall check of every verification and trace.
+        await db.trace_recalls.create_index([("gtin", ASCENDING), ("lot", ASCENDING)])
 
     async def close(self) -> None:
         if self._client is not None:
