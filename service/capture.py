@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import logging
 import threading
@@ -39,6 +38,7 @@ from epcis.reading import EventError, ReadLimits, detect_format, iter_document
 from epcis.validation import validate_xml
 from epcis.xml_safety import MAX_PROLOG_BYTES
 from service.capture_hooks import CaptureHook, CapturePolicy, HookRunner, precheck_facts
+from service.collector import collector_paused
 from service.containment import EventFacts
 from service.event_index import index_event
 from service.problems import error_problem
@@ -370,7 +370,7 @@ class _EventReader:
                     return
                 ignore, position = ignored_fields(head), 0
                 while not self._stop.is_set():
-                    with _collector_paused():
+                    with collector_paused():
                         batch, position = _fill(
                             items, ignore, self.document_id, position, self._hooks
                         )
@@ -378,27 +378,6 @@ class _EventReader:
                         return
         except BaseException as error:
             self._put(error)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic collector off while one batch is read (it is process-wide).
-
-    A batch's models and records live until the batch is stored, so the collector, triggered
-    every few hundred allocations, walked them again and again and promoted them to older
-    generations whose collections walk the whole heap (about 5 % of the capture's CPU). They
-    are freed by reference counting; anything cyclic made meanwhile, here or on other
-    threads, goes at the first collection after the batch. Left alone if someone else
-    paused it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _fill(

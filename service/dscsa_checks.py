@@ -21,6 +21,7 @@ from enum import StrEnum
 from epcis.errors import EPCISError, Problem
 from epcis.model import EPCISHeader, EventBase
 from epcis.query import identifier_key
+from service.collector import collector_paused
 from service.containment import EventFacts
 from service.exception_records import (
     ExceptionRecord,
@@ -34,7 +35,6 @@ from service.master_data import extract_master_data
 from service.serial_state import (
     ProjectionUpdate,
     SerialStateProjection,
-    collector_paused,
     gtin_of,
     load_timeline,
 )
@@ -235,7 +235,7 @@ async def on_events_committed(
     first batch of a document so its master data and transaction statement are checked.
     """
     # The collector paused for the batch, awaits included, as during the projection's update
-    # (see serial_state.collector_paused): the batch's facts live until it ends.
+    # (see service.collector): the batch's facts live until it ends.
     with collector_paused():
         facts = [EventFacts.from_event(event, hash_id, document_id) for hash_id, event in events]
         return await facts_committed(

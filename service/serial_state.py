@@ -8,16 +8,15 @@ scratch, so late and out-of-order arrival gives the same state as event-time-ord
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
+from service.collector import collector_paused
 from service.containment import (
     EventFacts,
     Interval,
@@ -34,7 +33,6 @@ __all__ = [
     "SerialState",
     "SerialStateProjection",
     "Status",
-    "collector_paused",
     "compute_state",
     "effective_status",
     "gtin_of",
@@ -623,30 +621,6 @@ class SerialStateProjection:
             if key is not None and not problems:
                 shared[key] = state
         return states, findings
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while an update runs (or a rebuild's synchronous loops,
-    or a whole capture batch's traceability work in ``dscsa_checks``).
-
-    An update builds a few objects per serial (facts lists, containment, states) that live
-    until it ends. They set off collections, survive them, and are promoted until a full
-    collection walks the whole heap: a third of the update's CPU on the loop thread in the
-    10k benchmark, ~100 us per event. They are freed by reference counting when the update
-    ends (the projection makes no cycles), so pausing the collector frees nothing later
-    than it would have; it runs again at the next allocation after, over what is still
-    alive then. Other tasks that run while an update awaits its store only go without
-    collection for that long (a fraction of a second per capture batch) and lose nothing.
-    """
-    if not gc.isenabled():
-        yield  # paused by someone else: theirs to resume
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _with_identity(state: SerialState, epc: str) -> SerialState:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 from collections.abc import Iterable
@@ -24,7 +23,6 @@ from epcis.model import (
 )
 from epcis.query import identifier_key, ilmd_lot_and_expiry
 from epcis.vocabulary import CBVKind, canonical
-from service.capture import _collector_paused
 from service.event_index import index_event
 from service.store import EventIndex, compact_json_encoder
 from tests.epcis.strategies import events
@@ -159,20 +157,3 @@ def test_index_equals_the_previous_index_on_fixture_events() -> None:
             assert index_event(item.event) == _previous_index(item.event)  # type: ignore[arg-type]
             checked += 1
     assert checked >= 10
-
-
-def test_the_collector_is_paused_per_batch_and_left_as_found() -> None:
-    assert gc.isenabled()
-    with _collector_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with _collector_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # paused by someone else: still theirs to resume
-    finally:
-        gc.enable()
-    with pytest.raises(RuntimeError), _collector_paused():
-        raise RuntimeError
-    assert gc.isenabled()

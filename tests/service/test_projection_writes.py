@@ -27,7 +27,6 @@ from service.serial_state import (
     SerialStateProjection,
     _Containment,
     _Loader,
-    collector_paused,
 )
 from service.sqlite_traceability_store import SQLiteTraceabilityStore
 from tests.service.test_projection_fast_paths import (
@@ -184,23 +183,6 @@ def test_an_interval_for_another_child_equals_the_dataclass_built_one() -> None:
         assert copy == expected
         assert hash(copy) == hash(expected)
         assert repr(copy) == repr(expected)
-
-
-def test_the_collector_is_paused_only_inside_and_left_as_found() -> None:
-    assert gc.isenabled()
-    with collector_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with collector_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # paused by someone else: still theirs
-    finally:
-        gc.enable()
-    with pytest.raises(RuntimeError), collector_paused():
-        raise RuntimeError
-    assert gc.isenabled()
 
 
 class _Failing(_Recording):
