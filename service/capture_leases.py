@@ -74,9 +74,10 @@ class CaptureLease:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # What recovery needs when no job record was written (``dscsa capture``).
+            # What recovery needs when no job record was written (``dscsa capture``). Not
+            # fsynced (this runs on the event loop): after a power loss the file's name
+            # still names the capture, and the service's jobs are in the store.
             os.write(fd, json.dumps(_lease_body(job)).encode())
-            os.fsync(fd)
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
