@@ -641,3 +641,64 @@ def test_compact_facts_json_is_what_json_dumps_gives() -> None:
         data["event_time"] = f.event_time.isoformat()
         data["expiry"] = f.expiry.isoformat() if f.expiry else None
         assert f.to_json() == json.dumps(data, separators=(",", ":"))
+
+
+_TEXT = st.one_of(st.none(), st.text(max_size=12))
+_TIMES = st.one_of(
+    st.none(),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(_TEXT, min_size=11, max_size=11),
+    expiry=st.one_of(st.none(), st.dates()),
+    commissioned=_TIMES,
+    last=_TIMES,
+    lifecycle=st.sampled_from(list(Status)),
+    status=st.sampled_from(list(Status)),
+    recalled=st.booleans(),
+)
+def test_state_decoding_slot_by_slot_equals_the_dataclass(
+    texts: list[str | None],
+    expiry: date | None,
+    commissioned: datetime | None,
+    last: datetime | None,
+    lifecycle: Status,
+    status: Status,
+    recalled: bool,
+) -> None:
+    # Every field its own value, so a setter out of field order cannot go unnoticed.
+    gtin, lot, commissioner, event, parent, top, owner, custodian, location, destination, ship = (
+        texts
+    )
+    state = SerialState(
+        epc="urn:epc:id:sgtin:030001.0012345.1",
+        kind="sgtin",
+        gtin=gtin,
+        lot=lot,
+        expiry=expiry,
+        commissioned_at=commissioned,
+        commissioner=commissioner,
+        commissioning_event=event,
+        parent=parent,
+        top_container=top,
+        owner=owner,
+        custodian=custodian,
+        location=location,
+        destination=destination,
+        lifecycle=lifecycle,
+        recalled_in_data=recalled,
+        status=status,
+        last_event=event,
+        last_event_time=last,
+        last_shipment=ship,
+    )
+    stored = json.loads(json.dumps(state_to_dict(state)))
+    decoded = state_from_dict(stored)
+    assert decoded == state
+    assert [getattr(decoded, f.name) for f in fields(SerialState)] == [
+        getattr(state, f.name) for f in fields(SerialState)
+    ]
+    assert hash(decoded) == hash(state)
