@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from epcis.errors import InvalidIdentifierError
@@ -155,8 +156,22 @@ def sgtin_spellings(gtin: str, serial: str) -> tuple[str, ...]:
     verification request) tries the others before calling the serial unknown.
     """
     first = sgtin_epc(gtin, serial)
-    spellings = [first]
     gtin14 = gtin.zfill(14)  # GTIN-8, -12 and -13 as the Digital Link reads them
+    if _PLAIN_SERIAL.fullmatch(serial):
+        # Each length's URN up to its serial depends on the GTIN alone, and a plain serial
+        # is carried as it is: a verification of an unknown serial (a look-up of every
+        # spelling) then costs string joins, not seven URN constructions (~39 us).
+        spellings = [first]
+        for stem in _sgtin_stems(gtin14):
+            urn = stem + serial
+            if urn != first:
+                spellings.append(urn)
+        return tuple(spellings)
+    return _sgtin_spellings_general(first, gtin14, serial)
+
+
+def _sgtin_spellings_general(first: str, gtin14: str, serial: str) -> tuple[str, ...]:
+    spellings = [first]
     for length in _GCP_LENGTHS:
         try:
             urn = urn_from_pairs((("01", gtin14), ("21", serial)), length)
@@ -165,6 +180,23 @@ def sgtin_spellings(gtin: str, serial: str) -> tuple[str, ...]:
         if urn not in spellings:
             spellings.append(urn)
     return tuple(spellings)
+
+
+# Serials an SGTIN URN carries unescaped and AI 21 accepts (1 to 20 characters).
+_PLAIN_SERIAL = re.compile(r"[0-9A-Za-z]{1,20}")
+
+
+@lru_cache(maxsize=1024)
+def _sgtin_stems(gtin14: str) -> tuple[str, ...]:
+    """For each company prefix length the GTIN can be split at, its SGTIN URN up to the serial."""
+    stems = []
+    for length in _GCP_LENGTHS:
+        try:
+            urn = urn_from_pairs((("01", gtin14), ("21", _PROBE_SERIAL)), length)
+        except InvalidIdentifierError:
+            continue
+        stems.append(urn[: -len(_PROBE_SERIAL)])
+    return tuple(stems)
 
 
 _PROBE_SERIAL = "0"

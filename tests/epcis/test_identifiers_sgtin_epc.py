@@ -100,3 +100,19 @@ def test_a_seven_digit_ndc_prefix_is_among_the_spellings() -> None:
         "urn:epc:id:sgtin:030001.0112345.10",  # GS1's prefix table
         "urn:epc:id:sgtin:0300011.012345.10",  # '03' and a 5-digit labeler code
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(gtins(), st.one_of(st.text(PLAIN, min_size=1, max_size=22), st.text(min_size=1, max_size=8)))
+@example("00300011123454", "10")
+@example("00300011123454", "A" * 20)
+@example("00300011123454", "A" * 21)
+def test_spellings_from_stems_equal_the_spellings_built_one_by_one(gtin: str, serial: str) -> None:
+    try:
+        first = sgtin_epc(gtin, serial)
+    except InvalidIdentifierError:
+        with pytest.raises(InvalidIdentifierError):
+            sgtin_spellings.__wrapped__(gtin, serial)
+        return
+    built = canonical._sgtin_spellings_general(first, gtin.zfill(14), serial)
+    assert sgtin_spellings.__wrapped__(gtin, serial) == built
