@@ -11,14 +11,13 @@ behind the service's back changes the digest ``dscsa ledger verify`` recomputes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from service.exception_records import ExceptionRecord, Resolution
 from service.ledger import Ledger
+from service.ledger_records import record_digest
 from service.traceability_store import (
     RecallRecord,
     TraceabilityStore,
@@ -48,19 +47,14 @@ Leaf = tuple[str, str, str]
 logger = logging.getLogger(__name__)
 
 
-def _digest(stored: Mapping[str, Any]) -> str:
-    text = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def resolution_leaf(
     exception_id: str, position: int, resolution: Resolution
 ) -> tuple[str, str, str]:
-    return (RESOLUTION, f"{exception_id}/{position}", _digest(resolution_to_dict(resolution)))
+    return (RESOLUTION, f"{exception_id}/{position}", record_digest(resolution_to_dict(resolution)))
 
 
 def recall_leaf(recall: RecallRecord) -> tuple[str, str, str]:
-    return (RECALL, recall.recall_id, _digest(recall_to_dict(recall)))
+    return (RECALL, recall.recall_id, record_digest(recall_to_dict(recall)))
 
 
 def verification_leaf(entry: VerificationLogEntry) -> tuple[str, str, str]:

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from service.ledger_verification import RecordDigests
 from service.store import EventStore, Visibility
 
-__all__ = ["StoreRecordDigests", "event_digest"]
+__all__ = [
+    "CANONICAL_JSON",
+    "StoreRecordDigests",
+    "canonical_digest",
+    "event_digest",
+    "record_digest",
+]
+
+# The canonical form of a kept record that is not an event or a document (a verification log
+# entry, a resolution, a recall): sorted keys, no spaces, UTF-8 as is.
+CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_digest(body: bytes) -> str:
     """What an event's ledger leaf commits to: the SHA-256 of its stored JSON."""
     return hashlib.sha256(body).hexdigest()
+
+
+def canonical_digest(text: str) -> str:
+    """What such a record's ledger leaf commits to: the SHA-256 of its canonical JSON text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_digest(stored: Mapping[str, Any]) -> str:
+    """:func:`canonical_digest` of a record's stored form."""
+    return canonical_digest(CANONICAL_JSON.encode(stored))
 
 
 class StoreRecordDigests:

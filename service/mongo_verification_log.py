@@ -3,14 +3,13 @@ update or delete path; deny those to the service's database user for enforcement
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING
 
+from service.ledger_records import record_digest
 from service.verification_log import (
-    CANONICAL_JSON,
     EQUALITY_FILTERS,
     LogFilter,
     entry_from_dict,
@@ -40,7 +39,7 @@ class MongoVerificationLog:
 
     async def append(self, entry: VerificationLogEntry) -> str:
         document = entry_to_dict(entry)
-        digest = hashlib.sha256(CANONICAL_JSON.encode(document).encode()).hexdigest()
+        digest = record_digest(document)
         # After the digest: insert_one adds the document's ``_id`` to the dict.
         await self._db.verifications.insert_one(document)
         return digest

@@ -4,7 +4,6 @@ concurrent appends are committed in groups, each caller answered once its entry 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -12,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.verification_log import CANONICAL_JSON, EQUALITY_FILTERS, LogFilter, entry_from_dict
+from service.ledger_records import CANONICAL_JSON, canonical_digest
+from service.verification_log import EQUALITY_FILTERS, LogFilter, entry_from_dict
 from verification.ports import VerificationLogEntry
 
 __all__ = ["SQLiteVerificationLog"]
@@ -93,7 +93,7 @@ def _row(entry: VerificationLogEntry) -> tuple[Row, str]:
         entry.lot,
         text,
     )
-    return row, hashlib.sha256(text.encode()).hexdigest()
+    return row, canonical_digest(text)
 
 
 def _insert(db: sqlite3.Connection, rows: Sequence[Row]) -> None:

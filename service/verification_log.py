@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -11,13 +10,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from service.ledger_records import record_digest
 from verification.ports import Direction, VerificationLogEntry
 
 if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = [
-    "CANONICAL_JSON",
     "CSV_COLUMNS",
     "EQUALITY_FILTERS",
     "LogFilter",
@@ -72,10 +71,6 @@ class VerificationLog(Protocol):
 
 _FIELDS = tuple(f.name for f in fields(VerificationLogEntry))
 
-# The canonical form of a stored entry (``entry_to_dict``): sorted keys, no spaces, UTF-8 as
-# is. Its SHA-256 is what the entry's ledger leaf commits to.
-CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
 
 def entry_to_dict(entry: VerificationLogEntry) -> dict[str, Any]:
     data = {name: getattr(entry, name) for name in _FIELDS}
@@ -87,8 +82,8 @@ def entry_to_dict(entry: VerificationLogEntry) -> dict[str, Any]:
 
 
 def entry_digest(entry: VerificationLogEntry) -> str:
-    """SHA-256 (hex) of the entry's canonical stored form."""
-    return hashlib.sha256(CANONICAL_JSON.encode(entry_to_dict(entry)).encode()).hexdigest()
+    """SHA-256 (hex) of the entry's canonical stored form (``record_digest``)."""
+    return record_digest(entry_to_dict(entry))
 
 
 def entry_from_dict(data: dict[str, Any]) -> VerificationLogEntry:
