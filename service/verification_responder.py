@@ -125,7 +125,7 @@ class LocalResponder:
         if view is None:
             # Our own documents may spell the URN with another company prefix length than
             # GS1's table gives (NDC labeler codes): looked for in each before "unknown".
-            others = tuple(s for s in sgtin_spellings(gtin, serial) if s != epc)
+            others = sgtin_spellings(gtin, serial)[1:]  # the first is ``epc`` itself
             if others:
                 view = await self._store.verification_view(*others)
         if view is None or view.state.commissioned_at is None:
