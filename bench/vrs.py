@@ -194,15 +194,17 @@ def _stored_count(path: Path) -> int | None:
 def populate(count: int) -> tuple[Path, float | None]:
     """The store file with ``count`` commissioned serials, and the seconds it took to fill
     (None when a cached file was reused)."""
-    from service.sqlite_traceability_store import SQLiteTraceabilityStore
+    from service.sqlite_traceability_store import SQLiteTraceabilityStore, records_path
 
     path = OUT / f"vrs-{count}.traceability.sqlite"
     if _stored_count(path) == count:
         return path, None
     _check_spelling(count)
     OUT.mkdir(parents=True, exist_ok=True)
-    for stale in (path, path.with_suffix(".sqlite-wal"), path.with_suffix(".sqlite-shm")):
-        stale.unlink(missing_ok=True)
+    records = records_path(path)
+    for stale in (path, records):
+        for name in (stale, Path(f"{stale}-wal"), Path(f"{stale}-shm")):
+            name.unlink(missing_ok=True)
     start = time.perf_counter()
 
     async def schema() -> None:

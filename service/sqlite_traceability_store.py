@@ -1,4 +1,16 @@
-"""SQLite adapter of the traceability store: one connection on one worker thread, WAL."""
+"""SQLite adapter of the traceability store: the projection in one file, records in another.
+
+The configured file holds the projection (facts, containment intervals, serial states), which a
+capture rewrites in long write transactions, possibly from another process
+(``connect_projection`` and ``SQLiteProjectionTables``). Everything recorded for its own sake
+(exceptions, resolutions, recalls, master data) lives in a sibling file (``records_path``),
+attached to the store's connection as schema ``records``: SQLite locks a whole file for a
+writer, so recalls and resolutions written while a capture projects would otherwise wait for
+it. Table names are unique across both files, so statements name tables without a schema.
+
+WAL makes a transaction atomic per file only: no write below touches both files in one
+transaction (the migration copies in one and drops in the other, in that order, on purpose).
+"""
 
 from __future__ import annotations
 
@@ -37,11 +49,17 @@ from service.traceability_store import (
     state_from_dict,
 )
 
-__all__ = ["SQLiteTraceabilityStore"]
+__all__ = [
+    "PROJECTION_SCHEMA",
+    "SQLiteProjectionTables",
+    "SQLiteTraceabilityStore",
+    "connect_projection",
+    "records_path",
+]
 
 T = TypeVar("T")
 
-_SCHEMA = """
+PROJECTION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS trace_facts (hash_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trace_fact_epcs (
     epc TEXT NOT NULL, hash_id TEXT NOT NULL, PRIMARY KEY (epc, hash_id)) WITHOUT ROWID;
@@ -53,25 +71,77 @@ CREATE INDEX IF NOT EXISTS trace_intervals_parent ON trace_intervals (parent);
 CREATE TABLE IF NOT EXISTS serial_states (
     epc TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS serial_states_lot ON serial_states (gtin, lot);
-CREATE TABLE IF NOT EXISTS trace_exceptions (
+"""
+
+# The records file's tables, created in the attached schema ``records`` (an index's table is
+# named without a schema: it is always in the index's own).
+_RECORDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records.trace_exceptions (
     exception_id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
     partner_id TEXT, created_at TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS trace_exception_epcs (
+CREATE TABLE IF NOT EXISTS records.trace_exception_epcs (
     exception_id TEXT NOT NULL, epc TEXT NOT NULL, PRIMARY KEY (epc, exception_id));
-CREATE TABLE IF NOT EXISTS trace_resolutions (
+CREATE TABLE IF NOT EXISTS records.trace_resolutions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, exception_id TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS trace_resolutions_exception ON trace_resolutions (exception_id);
-CREATE TABLE IF NOT EXISTS trace_recalls (
+CREATE INDEX IF NOT EXISTS records.trace_resolutions_exception ON trace_resolutions (exception_id);
+CREATE TABLE IF NOT EXISTS records.trace_recalls (
     recall_id TEXT PRIMARY KEY, gtin TEXT, lot TEXT, body TEXT NOT NULL);
 -- Every verification and trace asks whether a lot recall covers its serial: a search, not a
 -- scan of six years of recalls.
-CREATE INDEX IF NOT EXISTS trace_recalls_lot ON trace_recalls (gtin, lot);
-CREATE TABLE IF NOT EXISTS trace_recall_serials (
+CREATE INDEX IF NOT EXISTS records.trace_recalls_lot ON trace_recalls (gtin, lot);
+CREATE TABLE IF NOT EXISTS records.trace_recall_serials (
     epc TEXT NOT NULL, recall_id TEXT NOT NULL, PRIMARY KEY (epc, recall_id));
-CREATE TABLE IF NOT EXISTS trace_recall_heads (recall_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records.trace_recall_heads (
+    recall_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records.master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records.master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
+
+_SCHEMA = PROJECTION_SCHEMA + _RECORDS_SCHEMA
+
+_PROJECTION_TABLES = ("trace_facts", "trace_fact_epcs", "trace_intervals", "serial_states")
+_RECORD_TABLES = (
+    "trace_exceptions",
+    "trace_exception_epcs",
+    "trace_resolutions",
+    "trace_recalls",
+    "trace_recall_serials",
+    "trace_recall_heads",
+    "master_products",
+    "master_parties",
+)
+_IN_MEMORY = ("", ":memory:")
+
+
+def records_path(path: Path | str) -> Path:
+    """The records file beside projection file ``path``: ``events.traceability.sqlite`` ->
+    ``events.traceability.records.sqlite``. Both files make the store: back up both."""
+    path = Path(path)
+    return path.with_suffix(".records" + path.suffix)
+
+
+def _records_file(path: Path | str) -> str:
+    # An in-memory (or temporary) main database gets an in-memory records database.
+    return str(path) if str(path) in _IN_MEMORY else str(records_path(path))
+
+
+def connect_projection(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection to the projection file only (WAL, synchronous FULL, schema created), with
+    ``isolation_level=None``: the caller runs its own BEGIN IMMEDIATE / COMMIT / ROLLBACK.
+
+    The store holding the same file must have been opened once before (it moves records out
+    of a file written before the split); this connection never touches the records file.
+    """
+    db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(PROJECTION_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
 
 # SQLite's default limit on host parameters is 999 in old builds; stay under it.
 _BATCH = 900
@@ -92,10 +162,13 @@ def _batches(items: Collection[str]) -> list[list[str]]:
 
 
 class SQLiteTraceabilityStore:
-    """Traceability store on a SQLite file (``":memory:"`` works for tests)."""
+    """Traceability store on two SQLite files: the projection at ``path`` and the records at
+    ``records_path(path)`` (``":memory:"`` keeps both in memory, for tests)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._worker = SQLiteWorker(path, _SCHEMA, name="trace-sqlite")
+        self._worker = SQLiteWorker(
+            path, _SCHEMA, name="trace-sqlite", attach={"records": _records_file(path)}
+        )
         # Only touched on the worker thread, like the connection.
         self._cache = FactsCache()
         self._view_reader = _ViewReader(path)
@@ -103,8 +176,16 @@ class SQLiteTraceabilityStore:
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._worker.run(work)
 
+    async def _tables(self, work: Callable[[SQLiteProjectionTables], T]) -> T:
+        return await self._run(lambda db: work(SQLiteProjectionTables(db, self._cache)))
+
     async def open(self) -> None:
         await self._worker.open()
+        # Before anything reads: until then a table name still finds the old copy first.
+        stray = await self._run(_stray_record_tables)
+        if stray:
+            await self._run(lambda db: _copy_records(db, stray))
+            await self._run(lambda db: _drop_records(db, stray))
 
     async def close(self) -> None:
         self._view_reader.close()
@@ -113,10 +194,10 @@ class SQLiteTraceabilityStore:
     # --- projection ------------------------------------------------------------------
 
     async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
-        return await self._run(lambda db: _add_facts(db, self._cache, facts))
+        return await self._tables(lambda tables: tables.add_facts(facts))
 
     async def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
-        return await self._run(lambda db: _new_facts(db, facts))
+        return await self._tables(lambda tables: tables.new_facts(facts))
 
     async def write_update(
         self,
@@ -125,47 +206,30 @@ class SQLiteTraceabilityStore:
         intervals: Sequence[Interval],
         states: Sequence[SerialState],
     ) -> None:
-        # One transaction, so one sync to disk per capture batch instead of three.
-        def work(db: sqlite3.Connection) -> None:
-            _add_facts(db, self._cache, facts)
-            _replace_intervals(db, children, intervals)
-            _put_states(db, states)
-
-        await self._run(work)
+        await self._tables(lambda tables: tables.write_update(facts, children, intervals, states))
 
     async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
-        return await self._run(lambda db: _facts_for(db, self._cache, epcs))
+        return await self._tables(lambda tables: tables.facts_for(epcs))
 
     async def all_fact_epcs(self) -> list[str]:
-        def work(db: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in db.execute("SELECT DISTINCT epc FROM trace_fact_epcs")]
-
-        return await self._run(work)
+        return await self._tables(lambda tables: tables.all_fact_epcs())
 
     async def intervals_for_children(self, children: Collection[str]) -> dict[str, list[Interval]]:
-        return await self._intervals("child", children)
+        return await self._tables(lambda tables: tables.intervals_for_children(children))
 
     async def children_ever(self, parents: Collection[str]) -> set[str]:
-        return await self._run(lambda db: _children_ever(db, parents))
-
-    async def _intervals(self, column: str, keys: Collection[str]) -> dict[str, list[Interval]]:
-        return await self._run(lambda db: _intervals(db, column, keys))
+        return await self._tables(lambda tables: tables.children_ever(parents))
 
     async def replace_intervals(
         self, children: Collection[str], intervals: Sequence[Interval]
     ) -> None:
-        await self._run(lambda db: _replace_intervals(db, children, intervals))
+        await self._tables(lambda tables: tables.replace_intervals(children, intervals))
 
     async def put_states(self, states: Sequence[SerialState]) -> None:
-        await self._run(lambda db: _put_states(db, states))
+        await self._tables(lambda tables: tables.put_states(states))
 
     async def clear_projection(self) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            for table in ("trace_facts", "trace_fact_epcs", "trace_intervals", "serial_states"):
-                db.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
-            self._cache.clear()
-
-        await self._run(work)
+        await self._tables(lambda tables: tables.clear())
 
     async def get_states(self, epcs: Collection[str]) -> dict[str, SerialState]:
         return await self._run(lambda db: _states(db, epcs))
@@ -346,6 +410,99 @@ class SQLiteTraceabilityStore:
         self, table: str, column: str, keys: Collection[str]
     ) -> dict[str, dict[str, Any]]:
         return await self._run(lambda db: _get(db, table, column, keys))
+
+
+class SQLiteProjectionTables:
+    """The projection's tables on a connection to the projection file, synchronous: the
+    store's worker thread uses it, and so does a process projecting a capture on its own
+    connection (``connect_projection``).
+
+    No method begins, commits or rolls back: the caller owns the transaction, so a whole
+    capture's projection can be one transaction committed after the capture's.
+    """
+
+    def __init__(self, db: sqlite3.Connection, cache: FactsCache | None = None) -> None:
+        self._db = db
+        self._cache = cache if cache is not None else FactsCache()
+
+    def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        return _new_facts(self._db, facts)
+
+    def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        return _add_facts(self._db, self._cache, facts)
+
+    def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        # In the caller's one transaction: one sync to disk per capture batch, not three.
+        _add_facts(self._db, self._cache, facts)
+        _replace_intervals(self._db, children, intervals)
+        _put_states(self._db, states)
+
+    def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
+        return _facts_for(self._db, self._cache, epcs)
+
+    def all_fact_epcs(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT epc FROM trace_fact_epcs")]
+
+    def intervals_for_children(self, children: Collection[str]) -> dict[str, list[Interval]]:
+        return _intervals(self._db, "child", children)
+
+    def children_ever(self, parents: Collection[str]) -> set[str]:
+        return _children_ever(self._db, parents)
+
+    def replace_intervals(self, children: Collection[str], intervals: Sequence[Interval]) -> None:
+        _replace_intervals(self._db, children, intervals)
+
+    def put_states(self, states: Sequence[SerialState]) -> None:
+        _put_states(self._db, states)
+
+    def clear(self) -> None:
+        for table in _PROJECTION_TABLES:
+            self._db.execute(f"DELETE FROM {table}")  # noqa: S608 -- fixed table names
+        self._cache.clear()
+
+
+# --- moving records out of a projection file written before the split ----------------------
+
+
+def _stray_record_tables(db: sqlite3.Connection) -> list[str]:
+    """The record tables still in the projection file (main schema), in the order copied."""
+    rows = db.execute(
+        "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name IN "  # noqa: S608
+        f"({_placeholders(len(_RECORD_TABLES))})",
+        _RECORD_TABLES,
+    )
+    present = {name for (name,) in rows}
+    return [table for table in _RECORD_TABLES if table in present]
+
+
+def _copy_records(db: sqlite3.Connection, tables: Sequence[str]) -> None:
+    """Every row of ``tables`` into the records file, in one transaction that writes only it.
+
+    INSERT OR IGNORE makes a repeat after a crash before ``_drop_records`` a no-op for rows
+    already copied; ``trace_resolutions.seq`` is copied as is, as the ledger names
+    resolutions by it. The projection's own tables are never copied.
+    """
+    for table in tables:
+        columns = ", ".join(row[1] for row in db.execute(f"PRAGMA records.table_info({table})"))
+        db.execute(
+            f"INSERT OR IGNORE INTO records.{table} ({columns}) "  # noqa: S608 -- our names
+            f"SELECT {columns} FROM main.{table}"
+        )
+
+
+def _drop_records(db: sqlite3.Connection, tables: Sequence[str]) -> None:
+    """Drop the copied tables from the projection file, in one transaction that writes only
+    it, committed after the copy's: a crash in between leaves both, and the next open copies
+    (ignoring every row) and drops again."""
+    db.execute("BEGIN")
+    for table in tables:
+        db.execute(f"DROP TABLE main.{table}")
 
 
 # --- work run on the worker thread (shared by single calls and combined ones) ---------------
@@ -592,12 +749,13 @@ _READER_MMAP_BYTES = 1 << 30
 
 
 class _ViewReader:
-    """A read-only connection to the store's file for ``verification_view`` on the caller's
-    thread; opened at the first use (the worker has made the schema by then)."""
+    """A read-only connection to the store's files for ``verification_view`` on the caller's
+    thread; opened at the first use (the worker has made the schema and moved old records
+    out of the projection file by then)."""
 
     def __init__(self, path: Path | str) -> None:
         # An in-memory database is private to the worker's connection.
-        self._path = None if str(path) in ("", ":memory:") else Path(path)
+        self._path = None if str(path) in _IN_MEMORY else Path(path)
         self._db: sqlite3.Connection | None = None
 
     def view(self, *spellings: str) -> VerificationView | Literal[_Reader.ON_WORKER] | None:
@@ -623,8 +781,11 @@ class _ViewReader:
         if self._path is None:
             return None
         uri = f"{self._path.resolve().as_uri()}?mode=ro"
+        records = f"{records_path(self._path).resolve().as_uri()}?mode=ro"
         try:
             db = sqlite3.connect(uri, uri=True, timeout=0, check_same_thread=False)
+            # The view reads recalls and exception records beside the state.
+            db.execute("ATTACH DATABASE ? AS records", (records,))
             db.execute("PRAGMA query_only=1")
             # Random serials touch random B-tree pages: mapped pages are read in place, with
             # no read() call and copy per page (measured ~25 -> ~18 us per look-up at 1M).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -15,13 +15,31 @@ T = TypeVar("T")
 
 
 class SQLiteWorker:
-    """Runs each piece of work in one transaction on the connection's own thread (WAL, FULL)."""
+    """Runs each piece of work in one transaction on the connection's own thread (WAL, FULL).
 
-    def __init__(self, path: Path | str, schema: str, *, name: str, timeout: float = 5.0) -> None:
+    ``attach`` names further database files attached to the connection (schema name -> file),
+    each in WAL with synchronous FULL like the main one, before ``schema`` runs, so the schema
+    may create tables in them as ``name.table``. A transaction is atomic per file only in WAL:
+    work that writes should write to one of them.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        schema: str,
+        *,
+        name: str,
+        timeout: float = 5.0,
+        attach: Mapping[str, Path | str] | None = None,
+    ) -> None:
         self._path = str(path)
         self._schema = schema
         self._timeout = timeout
         self._name = name
+        self._attach = {schema_name: str(file) for schema_name, file in (attach or {}).items()}
+        for schema_name in self._attach:
+            if not schema_name.isidentifier() or schema_name.lower() in ("main", "temp"):
+                raise ValueError(f"cannot attach a database as {schema_name!r}")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._db: sqlite3.Connection | None = None
 
@@ -37,8 +55,12 @@ class SQLiteWorker:
     async def open(self) -> None:
         def connect() -> None:
             db = sqlite3.connect(self._path, check_same_thread=False, timeout=self._timeout)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            for schema_name, file in self._attach.items():
+                # The name is checked to be an identifier in __init__; the file is bound.
+                db.execute(f"ATTACH DATABASE ? AS {schema_name}", (file,))
+            for schema_name in ("main", *self._attach):
+                db.execute(f"PRAGMA {schema_name}.journal_mode=WAL")
+                db.execute(f"PRAGMA {schema_name}.synchronous=FULL")
             db.executescript(self._schema)
             self._db = db
 

@@ -14,6 +14,7 @@ from service.commands.ledger import verify
 from service.export_verification import verify_bundle
 from service.handlers.verification import VERIFICATION
 from service.settings import Settings
+from service.sqlite_traceability_store import records_path
 from service.state import SETTINGS
 from tests.service.conftest import Client, capture
 
@@ -78,7 +79,8 @@ async def test_ledger_verify_names_an_edited_recall_and_a_deleted_resolution(
     kinds = {entry async for entry in _kinds(settings)}
     assert {"exception_resolution", "recall"} <= kinds
 
-    database = settings.sqlite_path.with_suffix(".traceability.sqlite")
+    # Recalls and resolutions live in the traceability store's records file.
+    database = records_path(settings.sqlite_path.with_suffix(".traceability.sqlite"))
     with sqlite3.connect(database) as db:
         (body,) = db.execute(
             "SELECT body FROM trace_recalls WHERE recall_id = ?", (recall_id,)
