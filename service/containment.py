@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import lru_cache
+from operator import attrgetter
+from typing import Any
 
 from epcis.model import AggregationEvent, EventBase, TransformationEvent, XmlElement
 from service.exception_records import ExceptionType, Finding
@@ -21,6 +23,7 @@ __all__ = [
     "EventKey",
     "Interval",
     "TimelineEntry",
+    "facts_tuple",
     "intervals_for_child",
     "timeline",
 ]
@@ -79,46 +82,7 @@ class EventFacts:
     def from_event(
         cls, event: EventBase, hash_id: str, document_id: str | None = None
     ) -> EventFacts:
-        # Fields read by the event's class instead of getattr with a default (a miss goes
-        # through pydantic's __getattr__ and an exception) and empty lists not walked: this
-        # runs once per captured event, ahead of the projection.
-        kind = type(event)
-        has = _fields_of(kind)
-        parent = event.parent_id if "parent_id" in has else None  # type: ignore[attr-defined]
-        if isinstance(event, AggregationEvent):
-            epcs: tuple[str, ...] = ()
-            children = event.child_epcs
-        elif isinstance(event, TransformationEvent):
-            epcs, children = event.input_epc_list + event.output_epc_list, ()
-        else:
-            epcs = tuple(event.epc_list) if "epc_list" in has else ()  # type: ignore[attr-defined]
-            children = ()
-        ilmd = event.ilmd if "ilmd" in has else None  # type: ignore[attr-defined]
-        lot, expiry = _lot_and_expiry(ilmd) if ilmd else (None, None)
-        action = event.action if "action" in has else None  # type: ignore[attr-defined]
-        sources = event.source_list
-        destinations = event.destination_list
-        transactions = event.biz_transaction_list
-        return cls(
-            hash_id,
-            event.event_id or hash_id,
-            kind.__name__,
-            event.event_time,
-            str(action) if action is not None else None,
-            event.biz_step,
-            event.disposition,
-            event.read_point,
-            event.biz_location,
-            epcs,
-            parent,
-            children,
-            tuple([(s.type, s.value) for s in sources]) if sources else (),
-            tuple([(d.type, d.value) for d in destinations]) if destinations else (),
-            tuple([(b.type or "", b.value) for b in transactions]) if transactions else (),
-            lot,
-            expiry,
-            document_id,
-        )
+        return cls(*facts_tuple(event, hash_id, document_id))
 
     def to_json(self) -> str:
         return _COMPACT.encode(
@@ -143,6 +107,17 @@ class EventFacts:
                 "document_id": self.document_id,
             }
         )
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The fields in order, as a plain tuple: what capture hooks spool and send to the
+        projection worker. Pickling the dataclass itself goes through ``dataclasses``'
+        per-object state (a dict built by ``fields()``): ~20 us a fact against ~5 for this."""
+        return _FIELD_VALUES(self)
+
+    @classmethod
+    def from_tuple(cls, values: tuple[Any, ...]) -> EventFacts:
+        """The facts :meth:`as_tuple` gave."""
+        return cls(*values)
 
     @classmethod
     def from_json(cls, text: str) -> EventFacts:
@@ -170,6 +145,54 @@ class EventFacts:
             date.fromisoformat(expiry) if expiry else None,
             data.get("document_id"),
         )
+
+
+def facts_tuple(event: EventBase, hash_id: str, document_id: str | None = None) -> tuple[Any, ...]:
+    """``EventFacts.from_event(...).as_tuple()`` without building the dataclass: what a
+    capture hook hands the projection worker for each event, on the capture's reader thread."""
+    # Fields read by the event's class instead of getattr with a default (a miss goes
+    # through pydantic's __getattr__ and an exception) and empty lists not walked: this
+    # runs once per captured event, ahead of the projection.
+    kind = type(event)
+    has = _fields_of(kind)
+    parent = event.parent_id if "parent_id" in has else None  # type: ignore[attr-defined]
+    if isinstance(event, AggregationEvent):
+        epcs: tuple[str, ...] = ()
+        children = event.child_epcs
+    elif isinstance(event, TransformationEvent):
+        epcs, children = event.input_epc_list + event.output_epc_list, ()
+    else:
+        epcs = tuple(event.epc_list) if "epc_list" in has else ()  # type: ignore[attr-defined]
+        children = ()
+    ilmd = event.ilmd if "ilmd" in has else None  # type: ignore[attr-defined]
+    lot, expiry = _lot_and_expiry(ilmd) if ilmd else (None, None)
+    action = event.action if "action" in has else None  # type: ignore[attr-defined]
+    sources = event.source_list
+    destinations = event.destination_list
+    transactions = event.biz_transaction_list
+    return (
+        hash_id,
+        event.event_id or hash_id,
+        kind.__name__,
+        event.event_time,
+        str(action) if action is not None else None,
+        event.biz_step,
+        event.disposition,
+        event.read_point,
+        event.biz_location,
+        epcs,
+        parent,
+        children,
+        tuple([(s.type, s.value) for s in sources]) if sources else (),
+        tuple([(d.type, d.value) for d in destinations]) if destinations else (),
+        tuple([(b.type or "", b.value) for b in transactions]) if transactions else (),
+        lot,
+        expiry,
+        document_id,
+    )
+
+
+_FIELD_VALUES = attrgetter(*(field.name for field in fields(EventFacts)))
 
 
 @lru_cache(maxsize=64)

@@ -13,10 +13,11 @@ Two kinds of check:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from epcis.errors import EPCISError, Problem
 from epcis.model import EPCISHeader, EventBase
@@ -33,6 +34,7 @@ from service.exception_records import (
 )
 from service.master_data import extract_master_data
 from service.serial_state import (
+    ProjectionStore,
     ProjectionUpdate,
     SerialStateProjection,
     gtin_of,
@@ -44,10 +46,14 @@ __all__ = [
     "CaptureOutcome",
     "CheckMode",
     "DSCSACheckFailedError",
+    "MasterDataReader",
+    "after_projection",
+    "commissioned_by",
     "document_findings",
     "facts_committed",
     "on_events_committed",
     "precheck",
+    "update_findings",
 ]
 
 
@@ -144,7 +150,7 @@ def _missing_master_data(
 
 
 async def _document_findings(
-    store: TraceabilityStore, header: EPCISHeader | None, facts: Sequence[EventFacts]
+    store: MasterDataReader, header: EPCISHeader | None, facts: Sequence[EventFacts]
 ) -> list[Finding]:
     master = extract_master_data(header)
     gtins = {g for f in facts for epc in f.names() if (g := gtin_of(epc))}
@@ -184,7 +190,7 @@ def _is_return(receipt: EventFacts, last: EventFacts | None, to: set[str], us: s
     return bool(_keys(last.source("owning_party"), last.source("location")) & us)
 
 
-async def _receipt_findings(store: TraceabilityStore, facts: Sequence[EventFacts]) -> list[Finding]:
+async def _receipt_findings(store: ProjectionStore, facts: Sequence[EventFacts]) -> list[Finding]:
     findings: list[Finding] = []
     for receipt in (f for f in facts if f.biz_step == "receiving"):
         ours = (
@@ -264,44 +270,108 @@ async def _facts_committed(
     document_id: str | None,
     partner_id: str | None,
 ) -> CaptureOutcome:
-    master = extract_master_data(header)
-    await store.put_products(master.products)
-    await store.put_parties(master.parties)
     update = await SerialStateProjection(store).apply(facts)
+    findings = await update_findings(store, store, update, header)
+    return await _record_findings(
+        store,
+        findings,
+        commissioned_by(update),
+        len(update.states),
+        header,
+        document_id,
+        partner_id,
+    )
+
+
+class MasterDataReader(Protocol):
+    """Where the document checks look up master data stored earlier."""
+
+    async def get_products(self, gtins: Collection[str]) -> Mapping[str, object]: ...
+    async def get_parties(self, party_ids: Collection[str]) -> Mapping[str, object]: ...
+
+
+async def update_findings(
+    store: ProjectionStore,
+    master: MasterDataReader,
+    update: ProjectionUpdate,
+    header: EPCISHeader | None,
+) -> list[Finding]:
+    """Everything wrong with one applied batch: the projection's findings about its events,
+    the document's (statement, master data, commissioning), and its receipts'. ``store``
+    shows the batch applied (the projection worker's open transaction, or the store)."""
     batch = {f.hash_id for f in update.inserted}
     findings = [f for f in update.findings if batch.intersection(f.event_hashes)]
     if header is not None:
-        findings.extend(await _document_findings(store, header, update.inserted))
+        findings.extend(await _document_findings(master, header, update.inserted))
     findings.extend(await _receipt_findings(store, update.inserted))
+    return findings
+
+
+def commissioned_by(update: ProjectionUpdate) -> list[tuple[str, str]]:
+    """The serials whose state the update gave a commissioning event, with that event."""
+    return [(s.epc, s.commissioning_event) for s in update.states if s.commissioning_event]
+
+
+async def after_projection(
+    store: TraceabilityStore,
+    findings: Sequence[Finding],
+    commissioned: Sequence[tuple[str, str]],
+    *,
+    states: int = 0,
+    header: EPCISHeader | None = None,
+    document_id: str | None = None,
+    partner_id: str | None = None,
+) -> CaptureOutcome:
+    """What :func:`facts_committed` does once the projection and its checks ran elsewhere
+    (the projection worker, see :func:`update_findings`): the document's master data stored,
+    the ``findings`` recorded, and never-commissioned exceptions answered by the
+    ``commissioned`` serials (each with its commissioning event)."""
+    with collector_paused():  # see on_events_committed
+        return await _record_findings(
+            store, findings, commissioned, states, header, document_id, partner_id
+        )
+
+
+async def _record_findings(
+    store: TraceabilityStore,
+    findings: Sequence[Finding],
+    commissioned: Sequence[tuple[str, str]],
+    states: int,
+    header: EPCISHeader | None,
+    document_id: str | None,
+    partner_id: str | None,
+) -> CaptureOutcome:
+    master = extract_master_data(header)
+    await store.put_products(master.products)
+    await store.put_parties(master.parties)
     now = datetime.now(UTC)
     records = [
         ExceptionRecord.of(finding, now, document_id=document_id, partner_id=partner_id)
         for finding in {f.key: f for f in findings}.values()
     ]
     stored = await store.add_exceptions(records)
-    await _close_answered(store, update, now)
-    return CaptureOutcome(len(update.states), tuple(stored))
+    await _close_answered(store, commissioned, now)
+    return CaptureOutcome(states, tuple(stored))
 
 
 async def _close_answered(
-    store: TraceabilityStore, update: ProjectionUpdate, now: datetime
+    store: TraceabilityStore, commissioned: Sequence[tuple[str, str]], now: datetime
 ) -> None:
     """A late commissioning event answers an earlier never-commissioned exception."""
-    commissioned = [s for s in update.states if s.commissioning_event is not None]
-    held = await store.holds_for([s.epc for s in commissioned])
-    for state in commissioned:
-        if Hold.SUSPECT not in held.get(state.epc, ()):
+    held = await store.holds_for([epc for epc, _ in commissioned])
+    for epc, event in commissioned:
+        if Hold.SUSPECT not in held.get(epc, ()):
             continue
         query = ExceptionFilter(
             type=ExceptionType.NEVER_COMMISSIONED,
             status=ExceptionStatus.OPEN,
-            identifier=state.epc,
+            identifier=epc,
         )
         for record in await store.list_exceptions(query):
             await store.add_resolution(
                 Resolution(
                     record.exception_id,
-                    f"commissioning event {state.commissioning_event} arrived",
+                    f"commissioning event {event} arrived",
                     "system",
                     now,
                 )
