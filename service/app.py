@@ -35,12 +35,13 @@ from service.handlers.traceability import TRACEABILITY, traceability_routes
 from service.handlers.verification import VERIFICATION, verification_context, verification_routes
 from service.partners import ensure_operator_token
 from service.problems import problems_middleware
+from service.projection_worker import ProjectionWorker
 from service.retention import retention_job
 from service.routes import setup_routes
 from service.settings import Settings, SettingsError, package_version
 from service.state import CAPTURE_POLICY, CAPTURES, SCHEDULER, SETTINGS, STORE
 from service.store import EventStore
-from service.traceability_store import open_traceability_store
+from service.traceability_store import open_traceability_store, sqlite_traceability_path
 from service.verification_responder import VerificationSettings
 from service.web import is_page_path, web_routes
 
@@ -176,9 +177,14 @@ async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
 def capture_policy(
     settings: Settings, traceability: Any, ledger: Any, *, hooks: bool = True
 ) -> CapturePolicy:
-    """Hooks and check mode of every capture: projection and checks, then ledger leaves."""
+    """Hooks and check mode of every capture: projection and checks, then ledger leaves.
+
+    Close it (``CapturePolicy.close``) to stop the projection worker it may start."""
+    worker = None
+    if settings.projection_worker and settings.store_scheme == "sqlite":
+        worker = ProjectionWorker(sqlite_traceability_path(settings))
     return CapturePolicy(
-        hooks=(TraceabilityHook(traceability), LedgerHook(ledger)) if hooks else (),
+        hooks=(TraceabilityHook(traceability, worker), LedgerHook(ledger)) if hooks else (),
         checks=CheckMode(settings.dscsa_checks),
         traceability=traceability,
         spool_dir=settings.spool_dir,
@@ -192,12 +198,14 @@ async def _captures_context(app: web.Application) -> AsyncIterator[None]:
     # Jobs a dead process left "running" (crash, kill -9): marked interrupted, their
     # uncommitted events discarded, before this process takes new captures.
     await recover_interrupted_captures(app[STORE], lease_directory(app[SETTINGS].data_dir))
-    app[CAPTURE_POLICY] = capture_policy(app[SETTINGS], app[TRACEABILITY], app[LEDGER])
+    app[CAPTURE_POLICY] = policy = capture_policy(app[SETTINGS], app[TRACEABILITY], app[LEDGER])
     try:
         yield
     finally:
-        # Before the stores close: running captures finish, or are cancelled and roll back.
+        # Before the stores close: running captures finish, or are cancelled and roll back;
+        # then the projection worker stops.
         await tracker.drain(app[SETTINGS].shutdown_timeout)
+        await policy.close()
 
 
 def _gs1_headers(

@@ -506,6 +506,7 @@ async def run_capture(
             verdict.cancel()
         await reader.close()
         if runner is not None:
+            await runner.abandon()
             runner.discard()
     return await _finish(store, progress)
 
@@ -606,6 +607,8 @@ async def _capture_batches(
                     kept = hooks.inserted(batch.records, batch.summaries, result.inserted)
                     if atomic:
                         hooks.hold(kept)
+                        # Stages (the projection worker) start on it before the commit.
+                        await hooks.stored(head, kept)
                     else:
                         # Each batch of a proceed capture is durable once added.
                         await hooks.durable(head, record, kept, final=False)

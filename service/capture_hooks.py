@@ -23,16 +23,23 @@ from typing import IO, Any, Protocol
 
 from epcis.errors import Problem
 from epcis.model import DocumentHead, EPCISHeader, EventBase
-from service.containment import EventFacts
+from service.containment import EventFacts, facts_tuple
 from service.dscsa_checks import (
     CheckMode,
     DSCSACheckFailedError,
     _document_findings,
+    after_projection,
     facts_committed,
 )
 from service.exception_records import Finding
 from service.ledger import Ledger
 from service.ledger_records import event_digest
+from service.projection_worker import (
+    CaptureProjection,
+    ProjectedCapture,
+    ProjectionWorker,
+    ProjectionWorkerError,
+)
 from service.store import DocumentRecord, EventRecord
 from service.traceability_store import TraceabilityStore
 
@@ -40,6 +47,7 @@ __all__ = [
     "CHUNK",
     "CaptureHook",
     "CapturePolicy",
+    "CaptureStage",
     "CommittedBatch",
     "HookRunner",
     "LedgerHook",
@@ -75,6 +83,12 @@ class CapturePolicy:
     def strict(self) -> bool:
         return self.checks is CheckMode.STRICT and self.traceability is not None
 
+    async def close(self) -> None:
+        """Stop what the hooks run beside the server (the projection worker)."""
+        for hook in self.hooks:
+            if isinstance(hook, TraceabilityHook):
+                await hook.close()
+
 
 class CaptureHook(Protocol):
     def summarize(self, hash_id: str, event: EventBase, record: EventRecord) -> Any:
@@ -84,6 +98,20 @@ class CaptureHook(Protocol):
     async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
         """On the event loop, once durable: the items of the events the store inserted."""
         ...
+
+
+class CaptureStage(Protocol):
+    """A hook's part in one atomic capture that starts before the commit.
+
+    A hook with a ``stage()`` method may return one per atomic capture: it sees each batch's
+    items as soon as the batch is stored (not yet durable), takes the place of the hook's
+    ``committed`` for that capture, and hears of a rollback. It must not raise from
+    ``stored``: the capture goes on whatever the stage does.
+    """
+
+    async def stored(self, head: DocumentHead, items: Sequence[Any]) -> None: ...
+    async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None: ...
+    async def abandoned(self) -> None: ...
 
 
 # --- the traceability projection and the DSCSA checks -------------------------------------------
@@ -113,28 +141,127 @@ def _problem(finding: Finding) -> Problem:
 
 
 class TraceabilityHook:
-    """Keeps serial state, containment and DSCSA exceptions current as events arrive."""
+    """Keeps serial state, containment and DSCSA exceptions current as events arrive.
 
-    def __init__(self, store: TraceabilityStore) -> None:
+    With a :class:`~service.projection_worker.ProjectionWorker`, atomic captures are projected
+    there while they are stored (see :class:`_WorkerStage`); other captures, and any capture
+    while the worker serves another, are projected here after their events are durable.
+    """
+
+    def __init__(self, store: TraceabilityStore, worker: ProjectionWorker | None = None) -> None:
         self.store = store
+        self.worker = worker
         # The projection reads, then writes, the state of the serials a batch names: two
-        # captures must not interleave there.
+        # captures must not interleave there (the worker's capture holds it throughout).
         self._lock = asyncio.Lock()
 
-    def summarize(self, hash_id: str, event: EventBase, record: EventRecord) -> EventFacts:
-        return EventFacts.from_event(event, hash_id, record.document_id)
+    def summarize(self, hash_id: str, event: EventBase, record: EventRecord) -> tuple[Any, ...]:
+        # A plain tuple: it is pickled to the spool, and to the projection worker.
+        return facts_tuple(event, hash_id, record.document_id)
+
+    def stage(self) -> CaptureStage | None:
+        return _WorkerStage(self, self.worker) if self.worker is not None else None
 
     async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
+        async with self._lock:
+            await self.project_here(batch, items)
+
+    async def project_here(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
+        """Project and check durable events in this process (the caller holds the lock)."""
         # The header goes with every chunk: a document's shipping event may sit in any chunk,
         # and findings are keyed, so checking it again records nothing twice.
-        async with self._lock:
-            await facts_committed(
-                self.store,
-                items,
-                header=batch.head.header,
-                document_id=batch.document.document_id,
-                partner_id=batch.document.sender_partner_id,
-            )
+        await facts_committed(
+            self.store,
+            [EventFacts.from_tuple(item) for item in items],
+            header=batch.head.header,
+            document_id=batch.document.document_id,
+            partner_id=batch.document.sender_partner_id,
+        )
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.close()
+
+
+class _WorkerStage:
+    """One atomic capture projected by the worker batch by batch as it is stored, committed
+    there once the events are durable; the checks that read master data and receipts follow
+    here. If the worker is busy with another capture, this one is projected here after its
+    commit; if the worker fails, here too (nothing of it was committed there)."""
+
+    def __init__(self, hook: TraceabilityHook, worker: ProjectionWorker) -> None:
+        self._hook = hook
+        self._worker = worker
+        self._projection: CaptureProjection | None = None
+        self._result: ProjectedCapture | None = None
+        self._reported = False
+        self._started = False
+        self._locked = False  # whether this capture holds the hook's lock
+
+    async def stored(self, head: DocumentHead, items: Sequence[Any]) -> None:
+        if not self._started:
+            self._started = True
+            lock = self._hook._lock
+            if lock.locked() or self._worker.busy:
+                return  # another capture is being projected: this one waits for its commit
+            await lock.acquire()  # free: taken at once
+            self._locked = True
+            try:
+                self._projection = await self._worker.begin(head.header)
+            except Exception:
+                logger.exception("the projection worker could not start a capture")
+                return
+        if self._projection is None:
+            return
+        try:
+            await self._projection.add(items)
+        except Exception:
+            logger.exception("the projection worker failed; projecting after the commit")
+            await self._drop()
+
+    async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
+        try:
+            if self._projection is not None:
+                projection, self._projection = self._projection, None
+                try:
+                    self._result = await projection.commit()
+                except ProjectionWorkerError:
+                    logger.exception("the projection worker failed; projecting after the commit")
+            result = self._result
+            if result is not None:
+                if not self._reported:  # the worker checked every batch: all at once
+                    self._reported = True
+                    document = batch.document
+                    await after_projection(
+                        self._hook.store,
+                        result.findings,
+                        result.commissioned,
+                        states=result.states,
+                        header=batch.head.header,
+                        document_id=document.document_id,
+                        partner_id=document.sender_partner_id,
+                    )
+            elif self._locked:
+                await self._hook.project_here(batch, items)
+            else:
+                await self._hook.committed(batch, items)
+        finally:
+            if batch.final:
+                self._release()
+
+    async def abandoned(self) -> None:
+        await self._drop()
+        self._release()
+
+    async def _drop(self) -> None:
+        projection, self._projection = self._projection, None
+        if projection is not None:
+            await projection.rollback()
+
+    def _release(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._hook._lock.release()
 
 
 class LedgerHook:
@@ -215,6 +342,7 @@ class HookRunner:
         self.hooks = tuple(hooks)
         self._spool = _ItemSpool(spool_dir)
         self._calls = 0
+        self._stages: dict[int, CaptureStage] | None = None
 
     def summarize(self, hash_id: str, event: EventBase, record: EventRecord) -> tuple[Any, ...]:
         return tuple(hook.summarize(hash_id, event, record) for hook in self.hooks)
@@ -237,6 +365,26 @@ class HookRunner:
     def hold(self, summaries: Sequence[tuple[Any, ...]]) -> None:
         """Atomic captures: keep summaries (on disk past a chunk) until the commit."""
         self._spool.add(summaries)
+
+    async def stored(self, head: DocumentHead, summaries: Sequence[tuple[Any, ...]]) -> None:
+        """Atomic captures: hand a stored (not yet durable) batch to the hooks' stages."""
+        if self._stages is None:
+            self._stages = {}
+            for position, hook in enumerate(self.hooks):
+                make = getattr(hook, "stage", None)
+                stage = make() if make is not None else None
+                if stage is not None:
+                    self._stages[position] = stage
+        for position, stage in self._stages.items():
+            await stage.stored(head, [summary[position] for summary in summaries])
+
+    async def abandon(self) -> None:
+        """The capture ends without (or after) its commit: stages still open roll back."""
+        for stage in (self._stages or {}).values():
+            try:
+                await stage.abandoned()
+            except Exception:
+                logger.exception("a capture stage failed to roll back")
 
     async def after_commit(self, head: DocumentHead, document: DocumentRecord) -> None:
         """Atomic captures: every held summary, in chunks, the last call ``final``."""
@@ -266,10 +414,11 @@ class HookRunner:
         """One call of every hook with these events' items; a failing hook stops no other."""
         batch = CommittedBatch(head, document, first=self._calls == 0, final=final)
         self._calls += 1
+        stages = self._stages or {}
         for position, hook in enumerate(self.hooks):
             items = [summary[position] for summary in summaries]
             try:
-                await hook.committed(batch, items)
+                await stages.get(position, hook).committed(batch, items)
             except Exception:
                 # The events are stored and stay stored; what failed here is logged loudly so
                 # that an operator can run 'dscsa rebuild' or 'dscsa ledger verify'.

@@ -32,6 +32,7 @@ _ENVIRONMENT = {
     "DSCSA_CHECKS": "dscsa_checks",
     "DSCSA_CHECKPOINT_INTERVAL": "checkpoint_interval",
     "DSCSA_GRACE_PERIOD_DAYS": "grace_period_days",
+    "DSCSA_PROJECTION_WORKER": "projection_worker",
 }
 
 
@@ -72,6 +73,9 @@ class Settings(BaseModel):
     checkpoint_interval: float = Field(default=600.0, gt=0)
     # Business days before product without data (or data without product) is an exception.
     grace_period_days: int = Field(default=3, ge=0)
+    # SQLite: atomic captures are projected into serial state by a worker process while they
+    # are stored (service.projection_worker); off, after their commit in the server.
+    projection_worker: bool = True
 
     @field_validator("company_prefixes", mode="before")
     @classmethod

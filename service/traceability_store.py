@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from epcis.errors import InvalidIdentifierError
@@ -51,6 +52,7 @@ __all__ = [
     "resolution_to_dict",
     "shipment_party_ids",
     "sorted_recalls",
+    "sqlite_traceability_path",
     "state_from_dict",
     "state_to_dict",
 ]
@@ -539,13 +541,18 @@ def recall_from_dict(data: dict[str, Any]) -> RecallRecord:
     )
 
 
+def sqlite_traceability_path(settings: Settings) -> Path:
+    """The traceability store's (projection) file beside a SQLite event store's file."""
+    return settings.sqlite_path.with_suffix(".traceability.sqlite")
+
+
 def open_traceability_store(settings: Settings) -> TraceabilityStore:
     """The adapter for the configured store (not yet opened): a SQLite file beside the event
     store's (``events.sqlite`` -> ``events.traceability.sqlite``), or the same MongoDB database."""
     if settings.store_scheme == "sqlite":
         from service.sqlite_traceability_store import SQLiteTraceabilityStore
 
-        path = settings.sqlite_path.with_suffix(".traceability.sqlite")
+        path = sqlite_traceability_path(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         return SQLiteTraceabilityStore(path)
     from pymongo import AsyncMongoClient

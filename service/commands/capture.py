@@ -85,7 +85,9 @@ async def open_capture_stores(
         ledger_store = await opened(stack, open_ledger_store(settings, store))
         ledger = Ledger(ledger_store)
         await ledger.load()
-        yield store, capture_policy(settings, traceability, ledger)
+        policy = capture_policy(settings, traceability, ledger)
+        stack.push_async_callback(policy.close)
+        yield store, policy
 
 
 async def _capture_all(

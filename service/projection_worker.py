@@ -1,0 +1,492 @@
+"""A worker process that projects an atomic capture into the SQLite serial state while it runs.
+
+Keeping serial state current cost as much CPU as the capture itself, and both ran on the
+server's event loop one after the other: the events were read and stored, then projected.
+Both are CPU-bound Python, so a thread gives no overlap (the GIL); a second process does.
+During an atomic capture each stored batch's facts go to this worker, which applies them with
+:class:`~service.serial_state.SerialStateProjection` inside ONE write transaction on its own
+connection to the projection file, while the server reads and stores the next batch. The
+worker commits only when told, after the event store has committed (a two-phase commit), so
+no reader ever sees state derived from events that might still roll back; a rollback of the
+capture rolls the projection back too. The projection tables have a file of their own
+(``service.sqlite_traceability_store``), so the long transaction blocks no recall, resolution
+or exception written meanwhile.
+
+The server talks to the worker over a pipe from one thread of its own, so a send that waits
+for the worker (the pipe is full while it projects) never blocks the event loop. If the
+worker dies, the capture's hook falls back to projecting in the server after the commit
+(``service.capture_hooks``): a dead worker costs time, never state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import sqlite3
+import time
+import traceback
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from epcis.model import EPCISHeader
+from service.containment import EventFacts, Interval
+from service.dscsa_checks import commissioned_by, update_findings
+from service.exception_records import Finding
+from service.serial_state import SerialState, SerialStateProjection
+from service.sqlite_traceability_store import (
+    SQLiteProjectionTables,
+    connect_projection,
+    records_path,
+)
+from service.traceability_store import FactsCache
+
+__all__ = [
+    "CaptureProjection",
+    "ProjectedCapture",
+    "ProjectionWorker",
+    "ProjectionWorkerError",
+]
+
+logger = logging.getLogger(__name__)
+
+# Batches sent and not yet applied before ``add`` waits: bounds what a capture that outruns
+# its projection holds in memory (a batch's facts are a few hundred kB pickled).
+_MAX_IN_FLIGHT = 4
+
+# Host parameters per query; old SQLite builds allow 999.
+_KEYS_PER_QUERY = 900
+
+# A worker asked to stop while it still projects a cancelled capture gets this long.
+_STOP_GRACE_SECONDS = 5.0
+
+
+class ProjectionWorkerError(RuntimeError):
+    """The worker could not project (it died, or an update failed inside it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedCapture:
+    """What one committed capture's projection found and changed."""
+
+    findings: tuple[Finding, ...]  # each about an event this capture inserted
+    # (serial, its commissioning event) for the serials the capture commissioned that have
+    # exception records: the ones whose never-commissioned exception it may answer.
+    commissioned: tuple[tuple[str, str], ...]
+    states: int  # states written (a serial counts once per batch it was in)
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+class _InlineStore:
+    """The projection's store protocol on the worker's own connection, without thread hops:
+    nothing else runs in this process, so each call runs at once on this thread."""
+
+    def __init__(self, tables: SQLiteProjectionTables) -> None:
+        self._tables = tables
+
+    async def add_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        return self._tables.add_facts(facts)
+
+    async def new_facts(self, facts: Sequence[EventFacts]) -> list[EventFacts]:
+        return self._tables.new_facts(facts)
+
+    async def write_update(
+        self,
+        facts: Sequence[EventFacts],
+        children: Collection[str],
+        intervals: Sequence[Interval],
+        states: Sequence[SerialState],
+    ) -> None:
+        self._tables.write_update(facts, children, intervals, states)
+
+    async def facts_for(self, epcs: Collection[str]) -> dict[str, list[EventFacts]]:
+        return self._tables.facts_for(epcs)
+
+    async def all_fact_epcs(self) -> list[str]:
+        return self._tables.all_fact_epcs()
+
+    async def intervals_for_children(self, children: Collection[str]) -> dict[str, list[Interval]]:
+        return self._tables.intervals_for_children(children)
+
+    async def children_ever(self, parents: Collection[str]) -> set[str]:
+        return self._tables.children_ever(parents)
+
+    async def replace_intervals(
+        self, children: Collection[str], intervals: Sequence[Interval]
+    ) -> None:
+        self._tables.replace_intervals(children, intervals)
+
+    async def put_states(self, states: Sequence[SerialState]) -> None:
+        self._tables.put_states(states)
+
+    async def clear_projection(self) -> None:
+        self._tables.clear()
+
+
+class _Records:
+    """The records file, read-only: master data stored earlier for the document checks, and
+    which serials have exception records."""
+
+    def __init__(self, path: Path) -> None:
+        self._uri = f"{records_path(path).absolute().as_uri()}?mode=ro"
+        self._db: sqlite3.Connection | None = None
+
+    async def get_products(self, gtins: Collection[str]) -> Mapping[str, object]:
+        return self._known("SELECT gtin FROM master_products WHERE gtin IN ", gtins)
+
+    async def get_parties(self, party_ids: Collection[str]) -> Mapping[str, object]:
+        return self._known("SELECT party_id FROM master_parties WHERE party_id IN ", party_ids)
+
+    def with_exceptions(self, epcs: Collection[str]) -> set[str]:
+        return set(self._known("SELECT DISTINCT epc FROM trace_exception_epcs WHERE epc IN ", epcs))
+
+    def _known(self, select: str, keys: Collection[str]) -> dict[str, object]:
+        # Only which keys are known matters to the checks, not the records themselves.
+        if self._db is None:
+            # Opened at first use: the store makes the file when it opens, which may be after
+            # the worker started.
+            self._db = sqlite3.connect(self._uri, uri=True)
+        listed = list(keys)
+        found: dict[str, object] = {}
+        for start in range(0, len(listed), _KEYS_PER_QUERY):
+            batch = listed[start : start + _KEYS_PER_QUERY]
+            sql = select + "(" + ",".join("?" * len(batch)) + ")"
+            found.update((key, True) for (key,) in self._db.execute(sql, batch))
+        return found
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+class _Transaction:
+    """The worker's side of one capture: its transaction and what its batches found."""
+
+    def __init__(
+        self, db: sqlite3.Connection, header: EPCISHeader | None, wal: Path | None = None
+    ) -> None:
+        self.db = db
+        self.header = header
+        self.wal = wal
+        self.findings: list[Finding] = []
+        self.commissioned: list[tuple[str, str]] = []
+        self.states = 0
+        self.failure: str | None = None
+        db.execute("BEGIN IMMEDIATE")
+
+    def apply(
+        self, loop: asyncio.AbstractEventLoop, state: _Worker, facts: list[EventFacts]
+    ) -> None:
+        if self.failure is not None:
+            return  # the capture's commit reports the first failure; later batches are moot
+        try:
+            update = loop.run_until_complete(state.projection.apply(facts))
+            # The checks the server would run after the commit, here, on this transaction's
+            # view: the server's part after the commit is only to record them.
+            found = loop.run_until_complete(
+                update_findings(state.store, state.records, update, self.header)
+            )
+        except Exception:
+            self.failure = traceback.format_exc()
+            return
+        self.findings.extend(found)
+        # Only a serial with exception records can have a never-commissioned one for its
+        # commissioning to answer: the server is told of those, not of every serial (a
+        # million-event capture commissions millions).
+        commissioned = commissioned_by(update)
+        flagged = state.records.with_exceptions([epc for epc, _ in commissioned])
+        self.commissioned.extend(pair for pair in commissioned if pair[0] in flagged)
+        self.states += len(update.states)
+        self._flush_wal()
+
+    def _flush_wal(self) -> None:
+        # The commit fsyncs the WAL, and by then a capture's transaction has written hundreds
+        # of MB of pages there: flushing them batch by batch, while the server is still
+        # reading, leaves the commit (which the capture waits for) little to write.
+        if self.wal is None:
+            return
+        try:
+            fd = os.open(self.wal, os.O_RDONLY)
+        except OSError:
+            return  # not written yet
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def commit(self) -> tuple[str, Any]:
+        if self.failure is not None:
+            self.db.execute("ROLLBACK")
+            return ("error", self.failure)
+        self.db.execute("COMMIT")
+        return ("ok", ProjectedCapture(tuple(self.findings), tuple(self.commissioned), self.states))
+
+
+@dataclass
+class _Worker:
+    """What the worker process keeps between captures."""
+
+    projection: SerialStateProjection
+    store: _InlineStore
+    records: _Records
+
+
+def _serve(channel: Connection, path: str) -> None:
+    """The worker's loop: ``begin``, ``apply`` batches, then ``commit`` or ``rollback``.
+
+    Every message but ``apply`` is answered, in order, so an answer also says that each
+    batch sent before it has been applied."""
+    db = connect_projection(path)
+    # The commit's checkpoint is run after answering (see below), not by the commit itself:
+    # a capture's transaction fills the WAL with hundreds of MB, and copying them back into
+    # the database file would hold up the capture's completion by seconds.
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    cache = FactsCache()
+    store = _InlineStore(SQLiteProjectionTables(db, cache))
+    state = _Worker(SerialStateProjection(store), store, _Records(Path(path)))
+    transaction: _Transaction | None = None
+    # The projection is written as coroutines (the server awaits its store); here each call
+    # of the inline store completes at once, so one loop runs them to the end.
+    loop = asyncio.new_event_loop()
+    channel.send(("ready", None))
+    try:
+        while True:
+            try:
+                message = channel.recv()
+            except EOFError:
+                return  # the server is gone: the open transaction rolls back on close
+            kind = message[0]
+            if kind == "apply" and transaction is not None:
+                facts = [EventFacts.from_tuple(values) for values in message[1]]
+                transaction.apply(loop, state, facts)
+            elif kind == "begin":
+                if transaction is not None:  # a server that lost track: start clean
+                    db.execute("ROLLBACK")
+                transaction = _Transaction(db, message[1], Path(f"{path}-wal"))
+                channel.send(("ok", None))
+            elif kind == "commit" and transaction is not None:
+                channel.send(transaction.commit())
+                transaction = None
+                # While the server records the findings and the next capture starts reading.
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            elif kind == "rollback":
+                if transaction is not None:
+                    db.execute("ROLLBACK")
+                    # Facts of the rolled-back batches may sit in the cache; they are only
+                    # ever read for hashes the tables list, but there is no reason to keep them.
+                    cache.clear()
+                transaction = None
+                channel.send(("ok", None))
+            elif kind == "sync":
+                channel.send(("ok", None))  # every earlier message has been handled
+            elif kind == "cpu":
+                channel.send(("ok", time.process_time()))
+            elif kind == "stop":
+                return
+            else:
+                channel.send(("error", f"unexpected {kind!r} message"))
+    finally:
+        loop.close()
+        state.records.close()
+        db.close()
+
+
+# --- the server's side -------------------------------------------------------------------------
+
+
+class ProjectionWorker:
+    """One worker process for the projection file at ``path``; one capture at a time uses it.
+
+    ``start_method`` is a :mod:`multiprocessing` start method other than ``fork`` (forking a
+    server with threads and an event loop copies locks held by other threads). The default,
+    ``forkserver``, forks each worker from a clean single-threaded process that has imported
+    this module once, so a worker is ready in tens of milliseconds instead of the second a
+    ``spawn`` takes to import the service again.
+    """
+
+    def __init__(self, path: Path | str, *, start_method: str = "forkserver") -> None:
+        if start_method == "fork":
+            raise ValueError("the projection worker must not be forked from a threaded server")
+        self.path = Path(path)
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            # Takes effect when the fork server starts (the first worker of this process).
+            self._context.set_forkserver_preload([__name__])
+        self._process: Any = None
+        self._channel: Connection | None = None
+        # Every send and receive runs on this one thread, in order: a send waits there while
+        # the worker is busy, never on the event loop.
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-worker")
+        self._busy = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        """Whether a capture is using the worker now."""
+        return self._busy.locked()
+
+    async def start(self) -> None:
+        """Start the process (if it is not running) and wait until it is ready."""
+        if self._closed:
+            raise ProjectionWorkerError("the projection worker is shut down")
+        if self._process is not None and self._process.is_alive():
+            return
+        self._discard()
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(  # type: ignore[attr-defined]  # typeshed: BaseContext
+            target=_serve, args=(theirs, str(self.path)), name="dscsa-projection", daemon=True
+        )
+        await asyncio.to_thread(process.start)
+        theirs.close()
+        self._process, self._channel = process, ours
+        await self._receive()
+
+    async def begin(self, header: EPCISHeader | None = None) -> CaptureProjection:
+        """A capture's projection (``header``: its document's, for the document checks);
+        waits while another capture uses the worker."""
+        await self._busy.acquire()
+        try:
+            await self.start()
+            await self._call(("begin", header))
+        except BaseException:
+            self._busy.release()
+            raise
+        return CaptureProjection(self)
+
+    async def cpu_seconds(self) -> float:
+        """CPU seconds the worker process has used (for benchmarks and diagnostics); waits
+        for a capture using the worker to end."""
+        async with self._busy:
+            await self.start()
+            seconds = await self._call(("cpu",))
+        return float(seconds)
+
+    async def close(self) -> None:
+        """Stop the worker; an open transaction is rolled back."""
+        self._closed = True
+        channel, process = self._channel, self._process
+        self._channel = self._process = None
+        if channel is not None:
+            with contextlib.suppress(OSError, ValueError):
+                await self._io_call(channel.send, ("stop",))
+            channel.close()
+        if process is not None:
+            await asyncio.to_thread(_join, process, _STOP_GRACE_SECONDS)
+        self._io.shutdown(wait=True)
+
+    # -- used by CaptureProjection --
+
+    def _send(self, message: tuple[Any, ...]) -> Future[None]:
+        channel = self._channel
+        if channel is None:
+            raise ProjectionWorkerError("the projection worker is not running")
+        return self._io.submit(channel.send, message)
+
+    async def _call(self, message: tuple[Any, ...]) -> Any:
+        try:
+            await asyncio.wrap_future(self._send(message))
+        except (OSError, ValueError) as error:  # the pipe broke: the worker is gone
+            self._discard()
+            raise ProjectionWorkerError("the projection worker died") from error
+        return await self._receive()
+
+    async def _receive(self) -> Any:
+        channel = self._channel
+        if channel is None:
+            raise ProjectionWorkerError("the projection worker is not running")
+        try:
+            kind, payload = await self._io_call(channel.recv)
+        except (EOFError, OSError) as error:
+            self._discard()
+            raise ProjectionWorkerError("the projection worker died") from error
+        if kind == "error":
+            raise ProjectionWorkerError(f"the projection failed in the worker:\n{payload}")
+        return payload
+
+    async def _io_call(self, function: Any, *args: Any) -> Any:
+        return await asyncio.wrap_future(self._io.submit(function, *args))
+
+    def _discard(self) -> None:
+        channel, process = self._channel, self._process
+        self._channel = self._process = None
+        if channel is not None:
+            channel.close()
+        if process is not None and process.is_alive():
+            process.kill()
+
+    def _release(self) -> None:
+        self._busy.release()
+
+
+def _join(process: Any, grace: float) -> None:
+    process.join(grace)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+class CaptureProjection:
+    """One capture's transaction in the worker: ``add`` each stored batch, then ``commit``
+    after the events are durable or ``rollback``; either ends it (and frees the worker)."""
+
+    def __init__(self, worker: ProjectionWorker) -> None:
+        self._worker: ProjectionWorker | None = worker
+        self._in_flight: list[Future[None]] = []
+
+    async def add(self, facts: Sequence[tuple[Any, ...]]) -> None:
+        """Queue one batch (each event's facts as ``EventFacts.as_tuple`` gives them); waits
+        only when the worker is several batches behind."""
+        worker = self._open()
+        self._in_flight = [sent for sent in self._in_flight if not sent.done()]
+        try:
+            while len(self._in_flight) >= _MAX_IN_FLIGHT:
+                await asyncio.wrap_future(self._in_flight.pop(0))
+        except (OSError, ValueError) as error:  # the pipe broke: the worker is gone
+            raise ProjectionWorkerError("the projection worker died") from error
+        self._in_flight.append(worker._send(("apply", list(facts))))
+
+    async def flush(self) -> None:
+        """Wait until the worker has applied every batch added so far (not committed)."""
+        await self._open()._call(("sync",))
+
+    async def commit(self) -> ProjectedCapture:
+        """Make the projection durable; raises :class:`ProjectionWorkerError` if it is not
+        (then nothing of it was committed, unless the worker died while committing)."""
+        worker = self._open()
+        self._worker = None
+        try:
+            result = await worker._call(("commit",))
+        finally:
+            worker._release()
+        if not isinstance(result, ProjectedCapture):
+            raise ProjectionWorkerError(f"unexpected answer from the worker: {result!r}")
+        return result
+
+    async def rollback(self) -> None:
+        """Drop everything projected for this capture (nothing if it already ended)."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            await worker._call(("rollback",))
+        except ProjectionWorkerError:
+            pass  # a dead worker's transaction is rolled back by SQLite
+        finally:
+            worker._release()
+
+    @property
+    def ended(self) -> bool:
+        return self._worker is None
+
+    def _open(self) -> ProjectionWorker:
+        if self._worker is None:
+            raise ProjectionWorkerError("this capture's projection has ended")
+        return self._worker
