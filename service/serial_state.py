@@ -109,11 +109,36 @@ _DL_GTIN = re.compile(r"/01/(\d{14})(?:/|$)")
 
 def gtin_of(epc: str) -> str | None:
     """The GTIN-14 of an SGTIN URN or GS1 Digital Link, else None."""
-    match = _SGTIN.match(epc)
-    if match:
-        return _gtin(match.group(1), match.group(2))
+    gtin = _sgtin_gtin(epc)
+    if gtin is not None:
+        return gtin
     dl = _DL_GTIN.search(epc)
     return dl.group(1) if dl else None
+
+
+# The GTIN of each SGTIN URN stem ("urn:epc:id:sgtin:PREFIX.REFERENCE") met so far: every
+# serial of a product shares its stem, and matching each serial's URN against _SGTIN was a
+# visible share of the projection's time (its state, the document checks, the lot index).
+_GTIN_BY_STEM: dict[str, str] = {}
+_STEMS_KEPT = 65_536
+
+
+def _sgtin_gtin(epc: str) -> str | None:
+    """The GTIN of an SGTIN URN, None when ``epc`` is not one (``_SGTIN`` decides)."""
+    stem, _, serial = epc.rpartition(".")
+    gtin = _GTIN_BY_STEM.get(stem)
+    # A known stem and a serial without dots (else the stem would hold part of it) is what
+    # _SGTIN matches; a newline is left to the expression, whose "$" treats it specially.
+    if gtin is not None and serial and "\n" not in serial:
+        return gtin
+    match = _SGTIN.match(epc)
+    if match is None:
+        return None
+    prefix, reference = match.group(1), match.group(2)
+    gtin = _gtin(prefix, reference)
+    if len(_GTIN_BY_STEM) < _STEMS_KEPT:
+        _GTIN_BY_STEM[f"urn:epc:id:sgtin:{prefix}.{reference}"] = gtin
+    return gtin
 
 
 @lru_cache(maxsize=4096)
@@ -130,10 +155,10 @@ def _check_digit(digits: str) -> str:
 
 
 def _kind_and_gtin(epc: str) -> tuple[str, str | None]:
-    """``(_kind_of(epc), gtin_of(epc))`` with one match for the common SGTIN URN."""
-    match = _SGTIN.match(epc)
-    if match:
-        return "sgtin", _gtin(match.group(1), match.group(2))
+    """``(_kind_of(epc), gtin_of(epc))`` with one look-up for the common SGTIN URN."""
+    gtin = _sgtin_gtin(epc)
+    if gtin is not None:
+        return "sgtin", gtin
     return _kind_of(epc), gtin_of(epc)
 
 
