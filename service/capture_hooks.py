@@ -411,11 +411,15 @@ class HookRunner:
         *,
         final: bool,
     ) -> None:
-        """One call of every hook with these events' items; a failing hook stops no other."""
+        """One call of every hook with these events' items; a failing hook stops no other.
+
+        The hooks run side by side: each waits on its own store (or the projection worker's
+        commit), and the ledger's appends need not wait for the projection's commit."""
         batch = CommittedBatch(head, document, first=self._calls == 0, final=final)
         self._calls += 1
         stages = self._stages or {}
-        for position, hook in enumerate(self.hooks):
+
+        async def call(position: int, hook: CaptureHook) -> None:
             items = [summary[position] for summary in summaries]
             try:
                 await stages.get(position, hook).committed(batch, items)
@@ -427,6 +431,8 @@ class HookRunner:
                     type(hook).__name__,
                     document.document_id,
                 )
+
+        await asyncio.gather(*(call(position, hook) for position, hook in enumerate(self.hooks)))
 
     def discard(self) -> None:
         self._spool.close()
