@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import os
 import sqlite3
 import time
 import traceback
@@ -173,12 +172,9 @@ class _Records:
 class _Transaction:
     """The worker's side of one capture: its transaction and what its batches found."""
 
-    def __init__(
-        self, db: sqlite3.Connection, header: EPCISHeader | None, wal: Path | None = None
-    ) -> None:
+    def __init__(self, db: sqlite3.Connection, header: EPCISHeader | None) -> None:
         self.db = db
         self.header = header
-        self.wal = wal
         self.findings: list[Finding] = []
         self.commissioned: list[tuple[str, str]] = []
         self.states = 0
@@ -208,22 +204,6 @@ class _Transaction:
         flagged = state.records.with_exceptions([epc for epc, _ in commissioned])
         self.commissioned.extend(pair for pair in commissioned if pair[0] in flagged)
         self.states += len(update.states)
-        self._flush_wal()
-
-    def _flush_wal(self) -> None:
-        # The commit fsyncs the WAL, and by then a capture's transaction has written hundreds
-        # of MB of pages there: flushing them batch by batch, while the server is still
-        # reading, leaves the commit (which the capture waits for) little to write.
-        if self.wal is None:
-            return
-        try:
-            fd = os.open(self.wal, os.O_RDONLY)
-        except OSError:
-            return  # not written yet
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def commit(self) -> tuple[str, Any]:
         if self.failure is not None:
@@ -277,7 +257,7 @@ def _serve(channel: Connection, path: str) -> None:
             elif kind == "begin":
                 if transaction is not None:  # a server that lost track: start clean
                     db.execute("ROLLBACK")
-                transaction = _Transaction(db, message[1], Path(f"{path}-wal"))
+                transaction = _Transaction(db, message[1])
                 channel.send(("ok", None))
             elif kind == "commit" and transaction is not None:
                 channel.send(transaction.commit())
