@@ -37,7 +37,7 @@ from typing import Any
 from epcis.model import EPCISHeader
 from service.containment import EventFacts, Interval
 from service.dscsa_checks import commissioned_by, update_findings
-from service.exception_records import Finding
+from service.exception_records import ExceptionType, Finding
 from service.serial_state import SerialState, SerialStateProjection
 from service.sqlite_traceability_store import (
     SQLiteProjectionTables,
@@ -177,6 +177,9 @@ class _Transaction:
         self.header = header
         self.findings: list[Finding] = []
         self.commissioned: list[tuple[str, str]] = []
+        # Serials this capture found never commissioned: recorded only after the commit, so
+        # not yet among the records, and a later batch's commissioning answers them too.
+        self.never_commissioned: set[str] = set()
         self.states = 0
         self.failure: str | None = None
         db.execute("BEGIN IMMEDIATE")
@@ -197,12 +200,22 @@ class _Transaction:
             self.failure = traceback.format_exc()
             return
         self.findings.extend(found)
-        # Only a serial with exception records can have a never-commissioned one for its
-        # commissioning to answer: the server is told of those, not of every serial (a
-        # million-event capture commissions millions).
+        self.never_commissioned.update(
+            epc
+            for finding in found
+            if finding.type is ExceptionType.NEVER_COMMISSIONED
+            for epc in finding.identifiers
+        )
+        # Only a serial with exception records (or one about to get them) can have a
+        # never-commissioned exception for its commissioning to answer: the server is told of
+        # those, not of every serial (a million-event capture commissions millions).
         commissioned = commissioned_by(update)
         flagged = state.records.with_exceptions([epc for epc, _ in commissioned])
-        self.commissioned.extend(pair for pair in commissioned if pair[0] in flagged)
+        self.commissioned.extend(
+            pair
+            for pair in commissioned
+            if pair[0] in flagged or pair[0] in self.never_commissioned
+        )
         self.states += len(update.states)
 
     def commit(self) -> tuple[str, Any]:

@@ -160,6 +160,30 @@ async def test_late_commissioning_answers_never_commissioned_exceptions_alike(
     assert all(status != "open" for *_, status in never)
 
 
+async def test_a_commissioning_later_in_the_same_capture_answers_its_exceptions(
+    tmp_path: Path,
+) -> None:
+    # The items' commissioning moved to the end of the document: their packing, a batch
+    # earlier, finds them never commissioned; the commissioning answers that in both paths.
+    text = FILES[0].read_text()
+    start = text.index("<ObjectEvent>")
+    end = text.index("</ObjectEvent>") + len("</ObjectEvent>")
+    tail = text.index("</EventList>")
+    moved = tmp_path / "late-commissioning.xml"
+    moved.write_text(text[:start] + text[end:tail] + text[start:end] + text[tail:])
+    async with (
+        _Party(tmp_path / "worker", worker=True) as piped,
+        _Party(tmp_path / "here", worker=False) as here,
+    ):
+        assert (await piped.capture(moved)).success
+        assert (await here.capture(moved)).success
+        ours = await piped.snapshot()
+        assert ours == await here.snapshot()
+    never = [e for e in ours["exceptions"] if e[0] == "never_commissioned"]
+    assert never
+    assert all(status != "open" for *_, status in never)
+
+
 async def test_states_are_invisible_until_the_commit_and_gone_after_a_rollback(
     tmp_path: Path,
 ) -> None:
