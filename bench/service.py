@@ -68,16 +68,30 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _children_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU seconds so far of each child process (the schema check worker and its helpers)."""
-    seconds = {}
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: the schema check worker, the projection worker (a child of
+    the fork server, itself a child of the server) and their helpers."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])  # the parent's process id
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(below)
+        frontier = below
+    return found
+
+
+def _children_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each process below the server (see ``_descendants``)."""
+    seconds = {}
+    for child in _descendants(pid):
         with contextlib.suppress(OSError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:  # the parent's process id
-                seconds[int(entry.name)] = _cpu_seconds(int(entry.name))
+            seconds[child] = _cpu_seconds(child)
     return seconds
 
 
@@ -86,6 +100,14 @@ def _peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _workers_peak_rss_mb(pid: int) -> float:
+    peaks = [0.0]
+    for child in _descendants(pid):
+        with contextlib.suppress(OSError):
+            peaks.append(_peak_rss_mb(child))
+    return round(max(peaks), 1)
 
 
 class _Server:
@@ -195,11 +217,13 @@ async def _run_capture(capture_file: Path, capture_events: int) -> dict[str, Any
                 results["capture_events_per_s"] = round(capture_events / seconds)
                 # CPU per event, all server threads: steadier than the rate on a busy machine.
                 results["capture_server_cpu_us_per_event"] = round(cpu / capture_events * 1e6)
-                # The schema check worker validates the document on the other core.
+                # The schema check and projection workers work on the other core.
                 results["capture_worker_cpu_us_per_event"] = round(
                     children_cpu / capture_events * 1e6
                 )
                 results["server_peak_rss_mb"] = round(_peak_rss_mb(server.process.pid), 1)
+                # The workers' own peaks (schema check, projection): separate processes.
+                results["worker_peak_rss_mb"] = _workers_peak_rss_mb(server.process.pid)
         finally:
             server.stop()
     return results

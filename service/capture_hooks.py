@@ -184,10 +184,10 @@ class TraceabilityHook:
 
 
 class _WorkerStage:
-    """One atomic capture projected by the worker batch by batch as it is stored, committed
-    there once the events are durable; the checks that read master data and receipts follow
-    here. If the worker is busy with another capture, this one is projected here after its
-    commit; if the worker fails, here too (nothing of it was committed there)."""
+    """One atomic capture projected and checked by the worker batch by batch as it is stored,
+    committed there once the events are durable; its findings and the document's master data
+    are recorded here. If the worker is busy with another capture, this one is projected here
+    after its commit; if the worker fails, here too (nothing of it was committed there)."""
 
     def __init__(self, hook: TraceabilityHook, worker: ProjectionWorker) -> None:
         self._hook = hook
