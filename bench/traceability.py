@@ -280,13 +280,13 @@ async def _capture_run(
     folder.mkdir()
     store = SQLiteEventStore(folder / "events.sqlite3", data_dir=folder)
     traceability = SQLiteTraceabilityStore(folder / "events.traceability.sqlite")
-    ledger_store = SQLiteLedgerStore(folder / "events.sqlite3")
+    ledger_store = SQLiteLedgerStore(folder / "events.sqlite3") if ledger else None
     worker = ProjectionWorker(folder / "events.traceability.sqlite") if hook == "worker" else None
     hooks: list[Any] = [TraceabilityHook(traceability, worker)] if hook else []
     await store.open()
     await traceability.open()
-    await ledger_store.open()
-    if ledger:
+    if ledger_store is not None:
+        await ledger_store.open()
         journal = Ledger(ledger_store)
         await journal.load()
         hooks.append(LedgerHook(journal))
@@ -312,7 +312,8 @@ async def _capture_run(
         for hooked in hooks:
             if isinstance(hooked, TraceabilityHook):
                 await hooked.close()
-        await ledger_store.close()
+        if ledger_store is not None:
+            await ledger_store.close()
         await traceability.close()
         await store.close()
     return {"s": elapsed, "cpu_s": cpu_s, "worker_cpu_s": worker_cpu_s}

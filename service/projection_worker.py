@@ -27,7 +27,7 @@ import multiprocessing
 import sqlite3
 import time
 import traceback
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,8 +41,8 @@ from service.exception_records import ExceptionType, Finding
 from service.serial_state import SerialState, SerialStateProjection
 from service.sqlite_traceability_store import (
     SQLiteProjectionTables,
+    SQLiteRecordsReader,
     connect_projection,
-    records_path,
 )
 from service.traceability_store import FactsCache
 
@@ -55,15 +55,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Batches sent and not yet applied before ``add`` waits: bounds what a capture that outruns
-# its projection holds in memory (a batch's facts are a few hundred kB pickled).
+# Batches queued for the pipe before ``add`` waits (one more may be in the pipe, and one
+# being applied): bounds what a capture that outruns its projection holds in memory (a
+# batch's facts are a few hundred kB pickled).
 _MAX_IN_FLIGHT = 4
 
 # The worker connection's page cache (see _serve).
 _CACHE_KIB = 64 * 1024
-
-# Host parameters per query; old SQLite builds allow 999.
-_KEYS_PER_QUERY = 900
 
 # A worker asked to stop while it still projects a cancelled capture gets this long.
 _STOP_GRACE_SECONDS = 5.0
@@ -133,42 +131,6 @@ class _InlineStore:
         self._tables.clear()
 
 
-class _Records:
-    """The records file, read-only: master data stored earlier for the document checks, and
-    which serials have exception records."""
-
-    def __init__(self, path: Path) -> None:
-        self._uri = f"{records_path(path).absolute().as_uri()}?mode=ro"
-        self._db: sqlite3.Connection | None = None
-
-    async def get_products(self, gtins: Collection[str]) -> Mapping[str, object]:
-        return self._known("SELECT gtin FROM master_products WHERE gtin IN ", gtins)
-
-    async def get_parties(self, party_ids: Collection[str]) -> Mapping[str, object]:
-        return self._known("SELECT party_id FROM master_parties WHERE party_id IN ", party_ids)
-
-    def with_exceptions(self, epcs: Collection[str]) -> set[str]:
-        return set(self._known("SELECT DISTINCT epc FROM trace_exception_epcs WHERE epc IN ", epcs))
-
-    def _known(self, select: str, keys: Collection[str]) -> dict[str, object]:
-        # Only which keys are known matters to the checks, not the records themselves.
-        if self._db is None:
-            # Opened at first use: the store makes the file when it opens, which may be after
-            # the worker started.
-            self._db = sqlite3.connect(self._uri, uri=True)
-        listed = list(keys)
-        found: dict[str, object] = {}
-        for start in range(0, len(listed), _KEYS_PER_QUERY):
-            batch = listed[start : start + _KEYS_PER_QUERY]
-            sql = select + "(" + ",".join("?" * len(batch)) + ")"
-            found.update((key, True) for (key,) in self._db.execute(sql, batch))
-        return found
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-
-
 class _Transaction:
     """The worker's side of one capture: its transaction and what its batches found."""
 
@@ -232,7 +194,7 @@ class _Worker:
 
     projection: SerialStateProjection
     store: _InlineStore
-    records: _Records
+    records: SQLiteRecordsReader
 
 
 def _serve(channel: Connection, path: str) -> None:
@@ -251,7 +213,7 @@ def _serve(channel: Connection, path: str) -> None:
     db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
     cache = FactsCache()
     store = _InlineStore(SQLiteProjectionTables(db, cache))
-    state = _Worker(SerialStateProjection(store), store, _Records(Path(path)))
+    state = _Worker(SerialStateProjection(store), store, SQLiteRecordsReader(path))
     transaction: _Transaction | None = None
     # The projection is written as coroutines (the server awaits its store); here each call
     # of the inline store completes at once, so one loop runs them to the end.
@@ -481,10 +443,6 @@ class CaptureProjection:
             pass  # a dead worker's transaction is rolled back by SQLite
         finally:
             worker._release()
-
-    @property
-    def ended(self) -> bool:
-        return self._worker is None
 
     def _open(self) -> ProjectionWorker:
         if self._worker is None:

@@ -52,6 +52,7 @@ from service.traceability_store import (
 __all__ = [
     "PROJECTION_SCHEMA",
     "SQLiteProjectionTables",
+    "SQLiteRecordsReader",
     "SQLiteTraceabilityStore",
     "connect_projection",
     "records_path",
@@ -780,8 +781,8 @@ class _ViewReader:
     def _connect(self) -> sqlite3.Connection | None:
         if self._path is None:
             return None
-        uri = f"{self._path.resolve().as_uri()}?mode=ro"
-        records = f"{records_path(self._path).resolve().as_uri()}?mode=ro"
+        uri = _read_only_uri(self._path)
+        records = _read_only_uri(records_path(self._path))
         try:
             db = sqlite3.connect(uri, uri=True, timeout=0, check_same_thread=False)
             # The view reads recalls and exception records beside the state.
@@ -800,6 +801,49 @@ class _ViewReader:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _read_only_uri(path: Path) -> str:
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+class SQLiteRecordsReader:
+    """The records file of the store at projection file ``path``, read-only on the caller's
+    thread: what the projection worker's checks look up while its transaction is open (master
+    data stored earlier, which serials have exception records). Opened at the first look-up:
+    the store makes the file when it opens, which may be after the reader is made."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = records_path(path)
+        self._db: sqlite3.Connection | None = None
+
+    async def get_products(self, gtins: Collection[str]) -> dict[str, dict[str, Any]]:
+        return _get(self._connection(), "master_products", "gtin", gtins)
+
+    async def get_parties(self, party_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        return _get(self._connection(), "master_parties", "party_id", party_ids)
+
+    def with_exceptions(self, epcs: Collection[str]) -> set[str]:
+        """Those of ``epcs`` that exception records name."""
+        db = self._connection()
+        found: set[str] = set()
+        for batch in _batches(epcs):
+            rows = db.execute(
+                _select_in("SELECT DISTINCT epc FROM trace_exception_epcs", "epc", len(batch)),
+                batch,
+            )
+            found.update(epc for (epc,) in rows)
+        return found
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(_read_only_uri(self._path), uri=True)
+        return self._db
 
 
 def _recalls_of(db: sqlite3.Connection, state: SerialState) -> list[RecallSummary]:

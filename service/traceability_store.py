@@ -416,16 +416,14 @@ def _tz(value: datetime | None) -> object:
     return value.tzinfo if value is not None else None
 
 
-def interval_to_row(
-    interval: Interval, iso: Callable[[datetime | date | None], str | None] = _iso
-) -> dict[str, Any]:
+def interval_to_row(interval: Interval) -> dict[str, Any]:
     end = interval.end
     return {
         "parent": interval.parent,
         "child": interval.child,
-        "start_time": iso(interval.start[0]),
+        "start_time": _iso(interval.start[0]),
         "start_hash": interval.start[1],
-        "end_time": iso(end[0]) if end else None,
+        "end_time": _iso(end[0]) if end else None,
         "end_hash": end[1] if end else None,
     }
 

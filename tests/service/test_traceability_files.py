@@ -30,6 +30,7 @@ from service.sqlite_traceability_store import (
     _RECORDS_SCHEMA,
     PROJECTION_SCHEMA,
     SQLiteProjectionTables,
+    SQLiteRecordsReader,
     SQLiteTraceabilityStore,
     _copy_records,
     _stray_record_tables,
@@ -418,3 +419,18 @@ def test_connect_projection_makes_only_the_projection_tables(tmp_path: Path) -> 
         db.close()
     assert set(_counts(path)) == PROJECTION_TABLES
     assert not records_path(path).exists()
+
+
+async def test_records_reader_answers_what_the_store_answers(tmp_path: Path) -> None:
+    path = tmp_path / "trace.sqlite"
+    reader = SQLiteRecordsReader(path)  # made before the store makes the file
+    async with _opened(path) as store:
+        await _fill(store)
+        try:
+            assert await reader.get_products([ITEM_GTIN, "00000000000000"]) == {
+                ITEM_GTIN: (await store.get_products([ITEM_GTIN]))[ITEM_GTIN].to_dict()
+            }
+            assert set(await reader.get_parties([MANUFACTURER, "urn:x"])) == {MANUFACTURER}
+            assert reader.with_exceptions([*EPCS, UNKNOWN]) == {ITEMS[1], ITEMS[3], CASES[1]}
+        finally:
+            reader.close()
