@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -323,6 +324,21 @@ class MongoTraceabilityStore:
     async def _put(self, name: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
         if rows:
             await self._replace_all(name, [{"_id": key, **body} for key, body in rows])
+
+    async def add_pending_projection(self, document_id: str, at: datetime) -> None:
+        await self._db.pending_projections.update_one(
+            {"_id": document_id}, {"$setOnInsert": {"named_at": at}}, upsert=True
+        )
+
+    async def pending_projections(self) -> list[str]:
+        cursor = self._db.pending_projections.find({}, {"_id": 1}).sort(
+            [("named_at", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [doc["_id"] async for doc in cursor]
+
+    async def clear_pending_projections(self, document_ids: Collection[str]) -> None:
+        if document_ids:
+            await self._db.pending_projections.delete_many({"_id": {"$in": list(document_ids)}})
 
     async def get_products(self, gtins: Collection[str]) -> dict[str, ProductRecord]:
         docs = await self._get("master_products", gtins)

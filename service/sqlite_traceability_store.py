@@ -18,6 +18,7 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -96,6 +97,8 @@ CREATE TABLE IF NOT EXISTS records.trace_recall_heads (
     recall_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records.master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records.master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records.pending_projections (
+    document_id TEXT PRIMARY KEY, named_at TEXT NOT NULL);
 """
 
 _SCHEMA = PROJECTION_SCHEMA + _RECORDS_SCHEMA
@@ -110,6 +113,7 @@ _RECORD_TABLES = (
     "trace_recall_heads",
     "master_products",
     "master_parties",
+    "pending_projections",
 )
 _IN_MEMORY = ("", ":memory:")
 
@@ -396,6 +400,35 @@ class SQLiteTraceabilityStore:
                 f"INSERT OR REPLACE INTO {table} ({column}, body) VALUES (?, ?)",  # noqa: S608
                 [(key, json.dumps(body)) for key, body in rows],
             )
+
+        await self._run(work)
+
+    async def add_pending_projection(self, document_id: str, at: datetime) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO records.pending_projections (document_id, named_at) "
+                "VALUES (?, ?)",
+                (document_id, at.isoformat()),
+            )
+        )
+
+    async def pending_projections(self) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT document_id FROM records.pending_projections ORDER BY named_at, document_id"
+            ).fetchall()
+        )
+        return [document_id for (document_id,) in rows]
+
+    async def clear_pending_projections(self, document_ids: Collection[str]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for batch in _batches(document_ids):
+                db.execute(
+                    _select_in(
+                        "DELETE FROM records.pending_projections", "document_id", len(batch)
+                    ),
+                    batch,
+                )
 
         await self._run(work)
 

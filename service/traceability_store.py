@@ -240,6 +240,16 @@ class TraceabilityStore(ProjectionStore, Protocol):
     async def get_products(self, gtins: Collection[str]) -> dict[str, ProductRecord]: ...
     async def get_parties(self, party_ids: Collection[str]) -> dict[str, PartyRecord]: ...
 
+    # The pending-projection journal: a capture names its document here (durably) before
+    # its events commit, and the name is cleared once their projection is durable; what a
+    # crash leaves named is projected again at start-up (service.projection_recovery).
+    async def add_pending_projection(self, document_id: str, at: datetime) -> None: ...
+    async def pending_projections(self) -> list[str]:
+        """The documents named and not cleared, oldest first."""
+        ...
+
+    async def clear_pending_projections(self, document_ids: Collection[str]) -> None: ...
+
 
 async def gather_trace_view(store: TraceabilityStore, epc: str) -> TraceView:
     """:class:`TraceView` from the store's single-purpose calls (adapters without a faster way)."""

@@ -64,6 +64,7 @@ RECORD_TABLES = {
     "trace_recall_heads",
     "master_products",
     "master_parties",
+    "pending_projections",
 }
 # The single file's schema before the split: the same statements, all in the main schema.
 OLD_SCHEMA = PROJECTION_SCHEMA + _RECORDS_SCHEMA.replace("records.", "")
@@ -120,6 +121,7 @@ async def _fill(store: SQLiteTraceabilityStore) -> None:
     await store.add_recall(RecallRecord("r-lot", NOW, "ops", "worse", gtin=ITEM_GTIN, lot="L9"))
     await store.put_products([ProductRecord(ITEM_GTIN, "urn:epc:idpat:sgtin:030001.0012345.*")])
     await store.put_parties([PartyRecord(MANUFACTURER, "Maker")])
+    await store.add_pending_projection("doc-1", NOW)
 
 
 async def _answers(store: SQLiteTraceabilityStore) -> dict[str, Any]:
@@ -207,6 +209,7 @@ async def test_records_and_projection_land_in_their_own_files(tmp_path: Path) ->
         "trace_recall_heads": 2,
         "master_products": 1,
         "master_parties": 1,
+        "pending_projections": 1,
     }
 
 

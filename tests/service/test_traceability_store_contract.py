@@ -290,3 +290,18 @@ async def test_trace_view_equals_the_single_purpose_calls(store: TraceabilitySto
     assert item.parties[WHOLESALER].name == "Wholesaler"
     assert (CASES[0], PALLET) in {e.via for e in item.entries}
     assert (await store.trace_view(CASES[0])).products == {}
+
+
+async def test_pending_projections_are_named_once_listed_oldest_first_and_cleared(
+    store: TraceabilityStore,
+) -> None:
+    assert await store.pending_projections() == []
+    await store.add_pending_projection("doc-b", NOW)
+    await store.add_pending_projection("doc-a", NOW.replace(hour=1))
+    await store.add_pending_projection("doc-b", NOW.replace(hour=2))  # named again: kept as is
+    await store.add_pending_projection("doc-c", NOW.replace(hour=3))
+    assert await store.pending_projections() == ["doc-b", "doc-a", "doc-c"]
+    await store.clear_pending_projections(["doc-b", "doc-c", "never-named"])
+    assert await store.pending_projections() == ["doc-a"]
+    await store.clear_pending_projections([])
+    assert await store.pending_projections() == ["doc-a"]
