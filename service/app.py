@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
+from epcis.reading import ReadLimits
 from service.audit import KEYRING, LEDGER, ledger_context, make_checkpoint
 from service.audit_records import LedgeredTraceabilityStore
 from service.auth import TOKEN_CACHE, TokenCache, auth_middleware, invalidate_on_revoke
@@ -35,6 +36,7 @@ from service.handlers.traceability import TRACEABILITY, traceability_routes
 from service.handlers.verification import VERIFICATION, verification_context, verification_routes
 from service.partners import ensure_operator_token
 from service.problems import problems_middleware
+from service.projection_recovery import recover_projections
 from service.projection_worker import ProjectionWorker
 from service.retention import retention_job
 from service.routes import setup_routes
@@ -198,6 +200,7 @@ async def _captures_context(app: web.Application) -> AsyncIterator[None]:
     # Jobs a dead process left "running" (crash, kill -9): marked interrupted, their
     # uncommitted events discarded, before this process takes new captures.
     await recover_interrupted_captures(app[STORE], lease_directory(app[SETTINGS].data_dir))
+    await _recover_projections(app)
     app[CAPTURE_POLICY] = policy = capture_policy(app[SETTINGS], app[TRACEABILITY], app[LEDGER])
     try:
         yield
@@ -206,6 +209,21 @@ async def _captures_context(app: web.Application) -> AsyncIterator[None]:
         # then the projection worker stops.
         await tracker.drain(app[SETTINGS].shutdown_timeout)
         await policy.close()
+
+
+async def _recover_projections(app: web.Application) -> None:
+    """Captures committed but perhaps not projected (a crash in between): projected again."""
+    settings = app[SETTINGS]
+    limits = ReadLimits(
+        max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
+    )
+    try:
+        await recover_projections(
+            app[STORE], app[TRACEABILITY], limits=limits, spool_dir=settings.spool_dir
+        )
+    except Exception:
+        # The names stay in the journal for the next start; the service runs meanwhile.
+        logger.exception("could not project again what a crash left; run 'dscsa rebuild'")
 
 
 def _gs1_headers(

@@ -207,12 +207,13 @@ def document_senders(document: SpooledDocument, limits: ReadLimits, source: str)
 
 
 def document_facts(
-    document: SpooledDocument, limits: ReadLimits, source: str
+    document: SpooledDocument, limits: ReadLimits, source: str, document_id: str | None = None
 ) -> tuple[DocumentHead, list[EventFacts]]:
-    """The head and every event's facts, for checks that need the whole document first.
+    """The head and every event's facts, for work that needs the whole document at once.
 
-    Strict DSCSA checks look at the document as a whole before anything is stored; this holds
-    one small facts record per event (never the model events) and reads on one thread.
+    Strict DSCSA checks look at the document as a whole before anything is stored, and the
+    start-up recovery projects a stored document again; this holds one small facts record
+    per event (never the model events) and reads on one thread.
     """
     with _document_items(document, limits, source) as items:
         head = next(items)
@@ -222,7 +223,8 @@ def document_facts(
         for event in items:
             assert not isinstance(event, DocumentHead)
             if not isinstance(event, EventError):  # the capture itself reports it
-                facts.append(EventFacts.from_event(event, event_hash(event, ignore=ignore)))
+                hash_id = event_hash(event, ignore=ignore)
+                facts.append(EventFacts.from_event(event, hash_id, document_id))
     return head, facts
 
 
@@ -606,9 +608,8 @@ async def _capture_batches(
                 if hooks is not None:
                     kept = hooks.inserted(batch.records, batch.summaries, result.inserted)
                     if atomic:
-                        hooks.hold(kept)
-                        # Stages (the projection worker) start on it before the commit.
-                        await hooks.stored(head, kept)
+                        # Held until the commit; stages (the projection worker) start on it.
+                        await hooks.stored(head, record, kept)
                     else:
                         # Each batch of a proceed capture is durable once added.
                         await hooks.durable(head, record, kept, final=False)

@@ -18,6 +18,7 @@ import pickle
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -36,7 +37,6 @@ from service.ledger import Ledger
 from service.ledger_records import event_digest
 from service.projection_worker import (
     CaptureProjection,
-    ProjectedCapture,
     ProjectionWorker,
     ProjectionWorkerError,
 )
@@ -103,13 +103,22 @@ class CaptureHook(Protocol):
 class CaptureStage(Protocol):
     """A hook's part in one atomic capture that starts before the commit.
 
-    A hook with a ``stage()`` method may return one per atomic capture: it sees each batch's
-    items as soon as the batch is stored (not yet durable), takes the place of the hook's
-    ``committed`` for that capture, and hears of a rollback. It must not raise from
-    ``stored``: the capture goes on whatever the stage does.
+    A hook with a ``stage(spool_dir)`` method may return one per atomic capture: it sees each
+    batch's items as soon as the batch is stored (not yet durable; ``document`` is the record
+    the commit will store), takes the place of the hook's ``committed`` for that capture, and
+    hears of a rollback. ``stored`` raises only when the stage cannot keep a batch (its
+    spool or its journal failed, as the runner's own spool may): the capture fails then;
+    whatever else goes wrong in the stage, the capture goes on. A stage whose ``keeps_items``
+    is true after ``stored`` keeps that batch's items itself: the runner does not spool them,
+    and its ``committed`` calls get no items.
     """
 
-    async def stored(self, head: DocumentHead, items: Sequence[Any]) -> None: ...
+    @property
+    def keeps_items(self) -> bool: ...
+
+    async def stored(
+        self, head: DocumentHead, document: DocumentRecord, items: Sequence[Any]
+    ) -> None: ...
     async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None: ...
     async def abandoned(self) -> None: ...
 
@@ -143,8 +152,11 @@ def _problem(finding: Finding) -> Problem:
 class TraceabilityHook:
     """Keeps serial state, containment and DSCSA exceptions current as events arrive.
 
-    With a :class:`~service.projection_worker.ProjectionWorker`, atomic captures are projected
-    there while they are stored (see :class:`_WorkerStage`); other captures, and any capture
+    Every atomic capture names its document in the store's pending-projection journal before
+    its events commit and clears it once their projection is durable (a crash in between
+    leaves the name for ``service.projection_recovery``). With a
+    :class:`~service.projection_worker.ProjectionWorker`, atomic captures are projected there
+    while they are stored (see :class:`_ProjectionStage`); other captures, and any capture
     while the worker serves another, are projected here after their events are durable.
     """
 
@@ -154,13 +166,16 @@ class TraceabilityHook:
         # The projection reads, then writes, the state of the serials a batch names: two
         # captures must not interleave there (the worker's capture holds it throughout).
         self._lock = asyncio.Lock()
+        # Documents the worker committed without syncing to disk yet (it syncs right after
+        # answering): their journal names are cleared once the worker answers again.
+        self._unsynced: list[str] = []
 
     def summarize(self, hash_id: str, event: EventBase, record: EventRecord) -> tuple[Any, ...]:
         # A plain tuple: it is pickled to the spool, and to the projection worker.
         return facts_tuple(event, hash_id, record.document_id)
 
-    def stage(self) -> CaptureStage | None:
-        return _WorkerStage(self, self.worker) if self.worker is not None else None
+    def stage(self, spool_dir: Path | None = None) -> CaptureStage:
+        return _ProjectionStage(self, spool_dir)
 
     async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
         async with self._lock:
@@ -178,90 +193,126 @@ class TraceabilityHook:
             partner_id=batch.document.sender_partner_id,
         )
 
+    async def _synced(self) -> None:
+        """The worker answered after syncing its earlier commits: clear their names."""
+        if self._unsynced:
+            synced, self._unsynced = self._unsynced, []
+            await self.store.clear_pending_projections(synced)
+
     async def close(self) -> None:
-        if self.worker is not None:
-            await self.worker.close()
+        if self.worker is not None and await self.worker.close():
+            await self._synced()  # it stopped cleanly, so after syncing everything
 
 
-class _WorkerStage:
-    """One atomic capture projected and checked by the worker batch by batch as it is stored,
-    committed there once the events are durable; its findings and the document's master data
-    are recorded here. If the worker is busy with another capture, this one is projected here
-    after its commit; if the worker fails, here too (nothing of it was committed there)."""
+class _ProjectionStage:
+    """One atomic capture's projection: named in the journal before its events commit, then
+    projected and checked by the worker batch by batch as it is stored and committed there
+    once the events are durable (its findings and the document's master data are recorded
+    here). Without a worker, or while the worker serves another capture, this one is
+    projected here after its commit; if the worker fails, here too (nothing of it was
+    committed there), from the batches the worker's replay file kept."""
 
-    def __init__(self, hook: TraceabilityHook, worker: ProjectionWorker) -> None:
+    def __init__(self, hook: TraceabilityHook, spool_dir: Path | None) -> None:
         self._hook = hook
-        self._worker = worker
+        self._spool_dir = spool_dir
         self._projection: CaptureProjection | None = None
-        self._result: ProjectedCapture | None = None
-        self._reported = False
-        self._started = False
+        self._document_id: str | None = None
+        self._done = False  # the worker's result is committed and recorded
+        self._incomplete = False  # a chunk projected here failed: the name stays
         self._locked = False  # whether this capture holds the hook's lock
 
-    async def stored(self, head: DocumentHead, items: Sequence[Any]) -> None:
-        if not self._started:
-            self._started = True
-            lock = self._hook._lock
-            if lock.locked() or self._worker.busy:
-                return  # another capture is being projected: this one waits for its commit
-            await lock.acquire()  # free: taken at once
-            self._locked = True
-            try:
-                self._projection = await self._worker.begin(head.header)
-            except Exception:
-                logger.exception("the projection worker could not start a capture")
-                return
-        if self._projection is None:
-            return
+    @property
+    def keeps_items(self) -> bool:
+        return self._projection is not None
+
+    async def stored(
+        self, head: DocumentHead, document: DocumentRecord, items: Sequence[Any]
+    ) -> None:
+        if self._document_id is None:
+            # Before any event of it can commit (a failure here fails the capture).
+            await self._hook.store.add_pending_projection(document.document_id, _now())
+            self._document_id = document.document_id
+            await self._begin(head)
+        if self._projection is not None:
+            await self._projection.add(items)  # a dead worker leaves the batch in its replay
+
+    async def _begin(self, head: DocumentHead) -> None:
+        worker, lock = self._hook.worker, self._hook._lock
+        if worker is None or lock.locked() or worker.busy:
+            return  # projected here after the commit (after the capture being projected)
+        await lock.acquire()  # free: taken at once
+        self._locked = True
         try:
-            await self._projection.add(items)
+            self._projection = await worker.begin(head.header, spool_dir=self._spool_dir)
         except Exception:
-            logger.exception("the projection worker failed; projecting after the commit")
-            await self._drop()
+            logger.exception("the projection worker could not start a capture")
+            return
+        await self._hook._synced()
 
     async def committed(self, batch: CommittedBatch, items: Sequence[Any]) -> None:
         try:
-            if self._projection is not None:
-                projection, self._projection = self._projection, None
-                try:
-                    self._result = await projection.commit()
-                except ProjectionWorkerError:
-                    logger.exception("the projection worker failed; projecting after the commit")
-            result = self._result
-            if result is not None:
-                if not self._reported:  # the worker checked every batch: all at once
-                    self._reported = True
-                    document = batch.document
-                    await after_projection(
-                        self._hook.store,
-                        result.findings,
-                        result.commissioned,
-                        states=result.states,
-                        header=batch.head.header,
-                        document_id=document.document_id,
-                        partner_id=document.sender_partner_id,
-                    )
-            elif self._locked:
-                await self._hook.project_here(batch, items)
-            else:
-                await self._hook.committed(batch, items)
+            projection = self._projection
+            if projection is not None:
+                if not self._done:  # the runner's first call: every batch at once
+                    self._done = True
+                    await self._finish(batch, projection)
+                return
+            try:
+                if self._locked:
+                    await self._hook.project_here(batch, items)
+                else:
+                    await self._hook.committed(batch, items)
+            except BaseException:
+                self._incomplete = True
+                raise
+            if batch.final and not self._incomplete:
+                await self._clear()  # projected here: durable with the store's own commits
         finally:
             if batch.final:
-                self._release()
+                await self._end()
+
+    async def _finish(self, batch: CommittedBatch, projection: CaptureProjection) -> None:
+        try:
+            result = await projection.commit()
+        except ProjectionWorkerError:
+            logger.exception("the projection worker failed; projecting after the commit")
+            for items in projection.replay():
+                await self._hook.project_here(batch, items)
+            await self._clear()
+            return
+        document = batch.document
+        await after_projection(
+            self._hook.store,
+            result.findings,
+            result.commissioned,
+            states=result.states,
+            header=batch.head.header,
+            document_id=document.document_id,
+            partner_id=document.sender_partner_id,
+        )
+        self._hook._unsynced.append(document.document_id)
+
+    async def _clear(self) -> None:
+        if self._document_id is not None:
+            await self._hook.store.clear_pending_projections([self._document_id])
 
     async def abandoned(self) -> None:
-        await self._drop()
-        self._release()
+        await self._end()
 
-    async def _drop(self) -> None:
+    async def _end(self) -> None:
         projection, self._projection = self._projection, None
         if projection is not None:
-            await projection.rollback()
-
-    def _release(self) -> None:
+            try:
+                await projection.rollback()  # nothing if it committed
+            finally:
+                projection.discard()
         if self._locked:
             self._locked = False
             self._hook._lock.release()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class LedgerHook:
@@ -335,11 +386,19 @@ class _SpoolReader:
         yield self._tail
 
 
+def _without(summary: tuple[Any, ...], positions: Sequence[int]) -> tuple[Any, ...]:
+    items = list(summary)
+    for position in positions:
+        items[position] = None
+    return tuple(items)
+
+
 class HookRunner:
     """The hooks of one capture: summaries on the reader thread, ``committed`` calls after."""
 
     def __init__(self, hooks: Sequence[CaptureHook], spool_dir: Path | None = None) -> None:
         self.hooks = tuple(hooks)
+        self._spool_dir = spool_dir
         self._spool = _ItemSpool(spool_dir)
         self._calls = 0
         self._stages: dict[int, CaptureStage] | None = None
@@ -366,17 +425,30 @@ class HookRunner:
         """Atomic captures: keep summaries (on disk past a chunk) until the commit."""
         self._spool.add(summaries)
 
-    async def stored(self, head: DocumentHead, summaries: Sequence[tuple[Any, ...]]) -> None:
-        """Atomic captures: hand a stored (not yet durable) batch to the hooks' stages."""
+    async def stored(
+        self,
+        head: DocumentHead,
+        document: DocumentRecord,
+        summaries: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Atomic captures: hand a stored (not yet durable) batch to the hooks' stages, then
+        hold what they do not keep themselves until the commit."""
         if self._stages is None:
             self._stages = {}
             for position, hook in enumerate(self.hooks):
                 make = getattr(hook, "stage", None)
-                stage = make() if make is not None else None
+                stage = make(self._spool_dir) if make is not None else None
                 if stage is not None:
                     self._stages[position] = stage
         for position, stage in self._stages.items():
-            await stage.stored(head, [summary[position] for summary in summaries])
+            await stage.stored(head, document, [summary[position] for summary in summaries])
+        kept = [position for position, stage in self._stages.items() if stage.keeps_items]
+        if len(kept) == len(self.hooks):
+            return  # nothing to hold: the commit's one call has no items for anyone
+        if kept:
+            # A placeholder in each kept position: positions still line up with the hooks.
+            summaries = [_without(summary, kept) for summary in summaries]
+        self.hold(summaries)
 
     async def abandon(self) -> None:
         """The capture ends without (or after) its commit: stages still open roll back."""
@@ -420,9 +492,12 @@ class HookRunner:
         stages = self._stages or {}
 
         async def call(position: int, hook: CaptureHook) -> None:
-            items = [summary[position] for summary in summaries]
+            stage = stages.get(position)
+            items = (
+                [] if stage is not None and stage.keeps_items else [s[position] for s in summaries]
+            )
             try:
-                await stages.get(position, hook).committed(batch, items)
+                await (stage or hook).committed(batch, items)
             except Exception:
                 # The events are stored and stay stored; what failed here is logged loudly so
                 # that an operator can run 'dscsa rebuild' or 'dscsa ledger verify'.

@@ -13,9 +13,10 @@ capture rolls the projection back too. The projection tables have a file of thei
 or exception written meanwhile.
 
 The server talks to the worker over a pipe from one thread of its own, so a send that waits
-for the worker (the pipe is full while it projects) never blocks the event loop. If the
-worker dies, the capture's hook falls back to projecting in the server after the commit
-(``service.capture_hooks``): a dead worker costs time, never state.
+for the worker (the pipe is full while it projects) never blocks the event loop. Each batch
+is also kept in a replay file (the same pickled bytes), so if the worker dies the capture's
+hook projects the batches in the server after the commit (``service.capture_hooks``): a dead
+worker costs time, never state.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import pickle
 import sqlite3
+import struct
+import tempfile
 import time
 import traceback
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from epcis.model import EPCISHeader
 from service.containment import EventFacts, Interval
@@ -203,6 +209,13 @@ def _serve(channel: Connection, path: str) -> None:
     Every message but ``apply`` is answered, in order, so an answer also says that each
     batch sent before it has been applied."""
     db = connect_projection(path)
+    # Commits are not synced to disk before the answer: a capture's transaction leaves
+    # hundreds of MB in the WAL, and syncing them held up the capture's completion by about a
+    # second. The WAL is synced right after the answer, before the next message is read; a
+    # capture whose projection a crash (or power loss) takes meanwhile is still named in the
+    # pending-projection journal, and is projected again at the next start (the server clears
+    # the name when the worker next answers, see service.capture_hooks).
+    db.execute("PRAGMA synchronous=NORMAL")
     # The commit's checkpoint is run after answering (see below), not by the commit itself:
     # a capture's transaction fills the WAL with hundreds of MB, and copying them back into
     # the database file would hold up the capture's completion by seconds.
@@ -238,6 +251,7 @@ def _serve(channel: Connection, path: str) -> None:
                 channel.send(transaction.commit())
                 transaction = None
                 # While the server records the findings and the next capture starts reading.
+                _sync_wal(path)
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             elif kind == "rollback":
                 if transaction is not None:
@@ -259,6 +273,19 @@ def _serve(channel: Connection, path: str) -> None:
         loop.close()
         state.records.close()
         db.close()
+
+
+def _sync_wal(path: str) -> None:
+    """Make every committed transaction in the WAL of ``path`` durable, as a commit with
+    ``synchronous=FULL`` would have (fsync applies to the file, whichever descriptor)."""
+    try:
+        descriptor = os.open(f"{path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return  # no WAL: nothing was written since the last checkpoint emptied it
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 # --- the server's side -------------------------------------------------------------------------
@@ -311,9 +338,11 @@ class ProjectionWorker:
         self._process, self._channel = process, ours
         await self._receive()
 
-    async def begin(self, header: EPCISHeader | None = None) -> CaptureProjection:
-        """A capture's projection (``header``: its document's, for the document checks);
-        waits while another capture uses the worker."""
+    async def begin(
+        self, header: EPCISHeader | None = None, *, spool_dir: Path | None = None
+    ) -> CaptureProjection:
+        """A capture's projection (``header``: its document's, for the document checks; its
+        replay file goes in ``spool_dir``); waits while another capture uses the worker."""
         await self._busy.acquire()
         try:
             await self.start()
@@ -321,7 +350,7 @@ class ProjectionWorker:
         except BaseException:
             self._busy.release()
             raise
-        return CaptureProjection(self)
+        return CaptureProjection(self, _Replay(spool_dir))
 
     async def cpu_seconds(self) -> float:
         """CPU seconds the worker process has used (for benchmarks and diagnostics); waits
@@ -331,8 +360,9 @@ class ProjectionWorker:
             seconds = await self._call(("cpu",))
         return float(seconds)
 
-    async def close(self) -> None:
-        """Stop the worker; an open transaction is rolled back."""
+    async def close(self) -> bool:
+        """Stop the worker; an open transaction is rolled back. True when it stopped by
+        itself (so after syncing every commit), False if it had to be killed or never ran."""
         self._closed = True
         channel, process = self._channel, self._process
         self._channel = self._process = None
@@ -340,9 +370,12 @@ class ProjectionWorker:
             with contextlib.suppress(OSError, ValueError):
                 await self._io_call(channel.send, ("stop",))
             channel.close()
+        clean = False
         if process is not None:
             await asyncio.to_thread(_join, process, _STOP_GRACE_SECONDS)
+            clean = process.exitcode == 0
         self._io.shutdown(wait=True)
+        return clean
 
     # -- used by CaptureProjection --
 
@@ -388,6 +421,55 @@ class ProjectionWorker:
         self._busy.release()
 
 
+class _PipeBrokenError(Exception):
+    """The pipe to the worker broke while a batch was sent (the worker is gone)."""
+
+
+def _send(channel: Connection | None, data: bytes | memoryview) -> None:
+    """On the worker's IO thread: send one pickled message (``Connection.send`` pickles the
+    same way)."""
+    if channel is None:
+        raise _PipeBrokenError("the projection worker is not running")
+    try:
+        channel.send_bytes(data)
+    except (OSError, ValueError) as error:
+        raise _PipeBrokenError("the projection worker died") from error
+
+
+class _Replay:
+    """The pickled batches of one capture, in a temporary file until its projection is done."""
+
+    _LENGTH = struct.Struct("<Q")
+
+    def __init__(self, directory: Path | None) -> None:
+        self._directory = directory
+        self._file: IO[bytes] | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._file is None:
+            if self._directory is not None:
+                self._directory.mkdir(parents=True, exist_ok=True)
+            # Held open across batches and closed by close(): no with-block can span that.
+            self._file = tempfile.TemporaryFile(dir=self._directory, prefix="projection-")  # noqa: SIM115
+        self._file.write(self._LENGTH.pack(len(data)))
+        self._file.write(data)
+
+    def read(self) -> Iterator[bytes]:
+        file = self._file
+        if file is None:
+            return
+        file.flush()
+        file.seek(0)
+        while header := file.read(self._LENGTH.size):
+            (length,) = self._LENGTH.unpack(header)
+            yield file.read(length)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def _join(process: Any, grace: float) -> None:
     process.join(grace)
     if process.is_alive():
@@ -397,23 +479,41 @@ def _join(process: Any, grace: float) -> None:
 
 class CaptureProjection:
     """One capture's transaction in the worker: ``add`` each stored batch, then ``commit``
-    after the events are durable or ``rollback``; either ends it (and frees the worker)."""
+    after the events are durable or ``rollback``; either ends it (and frees the worker).
+    The batches stay in a replay file until :meth:`discard`."""
 
-    def __init__(self, worker: ProjectionWorker) -> None:
+    def __init__(self, worker: ProjectionWorker, replay: _Replay) -> None:
         self._worker: ProjectionWorker | None = worker
+        self._replay = replay
         self._in_flight: list[Future[None]] = []
+        self._failed = False  # the worker died: batches go to the replay file only
 
     async def add(self, facts: Sequence[tuple[Any, ...]]) -> None:
         """Queue one batch (each event's facts as ``EventFacts.as_tuple`` gives them); waits
-        only when the worker is several batches behind."""
+        only when the worker is several batches behind.
+
+        The batch is kept in the replay file before it is sent, so a worker that dies costs
+        no batch (:meth:`replay`); only a failure to write that file raises (``OSError``):
+        the batch would be lost, as it would be from the capture's own spool.
+        """
         worker = self._open()
         self._in_flight = [sent for sent in self._in_flight if not sent.done()]
+        while len(self._in_flight) >= _MAX_IN_FLIGHT:
+            await self._settle(self._in_flight.pop(0))
+        # Pickled once, for the file and the pipe; kept before the capture goes on, so that
+        # a failure to keep it fails the capture before its commit (as its own spool would).
+        data = _ForkingPickler.dumps(("apply", list(facts)))
+        self._replay.write(data)
+        if not self._failed:
+            self._in_flight.append(worker._io.submit(_send, worker._channel, data))
+
+    async def _settle(self, sent: Future[None]) -> None:
         try:
-            while len(self._in_flight) >= _MAX_IN_FLIGHT:
-                await asyncio.wrap_future(self._in_flight.pop(0))
-        except (OSError, ValueError) as error:  # the pipe broke: the worker is gone
-            raise ProjectionWorkerError("the projection worker died") from error
-        self._in_flight.append(worker._send(("apply", list(facts))))
+            await asyncio.wrap_future(sent)
+        except _PipeBrokenError:  # the worker is gone; its batches are in the replay file
+            if not self._failed:
+                logger.error("the projection worker died; projecting after the commit")
+            self._failed = True
 
     async def flush(self) -> None:
         """Wait until the worker has applied every batch added so far (not committed)."""
@@ -421,10 +521,16 @@ class CaptureProjection:
 
     async def commit(self) -> ProjectedCapture:
         """Make the projection durable; raises :class:`ProjectionWorkerError` if it is not
-        (then nothing of it was committed, unless the worker died while committing)."""
+        (then nothing of it was committed, unless the worker died while committing: projecting
+        :meth:`replay` again is harmless then, as facts already stored are skipped)."""
         worker = self._open()
         self._worker = None
         try:
+            for sent in self._in_flight:
+                await self._settle(sent)
+            self._in_flight = []
+            if self._failed:
+                raise ProjectionWorkerError("the projection worker died during the capture")
             result = await worker._call(("commit",))
         finally:
             worker._release()
@@ -438,11 +544,27 @@ class CaptureProjection:
         if worker is None:
             return
         try:
+            for sent in self._in_flight:
+                with contextlib.suppress(_PipeBrokenError, OSError):
+                    await asyncio.wrap_future(sent)
+            self._in_flight = []
             await worker._call(("rollback",))
         except ProjectionWorkerError:
             pass  # a dead worker's transaction is rolled back by SQLite
         finally:
             worker._release()
+
+    def replay(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Every batch added, in order, read back from the replay file (after a failed
+        :meth:`commit`, to project them in the server)."""
+        for data in self._replay.read():
+            # Our own temporary file, written by this process during this capture.
+            _, facts = pickle.loads(data)  # noqa: S301
+            yield facts
+
+    def discard(self) -> None:
+        """Delete the replay file (the capture's projection is done, one way or the other)."""
+        self._replay.close()
 
     def _open(self) -> ProjectionWorker:
         if self._worker is None:

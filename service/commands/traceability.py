@@ -121,8 +121,12 @@ async def _rebuild(settings: Settings) -> int:
     await events.open()
     await store.open()
     try:
+        named = await store.pending_projections()
         facts = [f async for f in stored_facts(events)]
-        return await SerialStateProjection(store).rebuild(facts)
+        count = await SerialStateProjection(store).rebuild(facts)
+        # Every stored event is projected now: what the journal named before is covered.
+        await store.clear_pending_projections(named)
+        return count
     finally:
         await store.close()
         await events.close()

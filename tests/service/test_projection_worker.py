@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,22 @@ class _Party:
         await self.traceability.close()
         await self.events.close()
 
-    async def capture(self, path: Path, mode: str = "rollback") -> CaptureJob:
+    async def capture(
+        self,
+        path: Path,
+        mode: str = "rollback",
+        *,
+        also: Sequence[Any] = (),
+        spool_dir: Path | None = None,
+    ) -> CaptureJob:
         return await run_capture(
             self.events,
             file_document(path, 1 << 30),
             new_job("partner", mode),
             limits=ReadLimits(),
             source=str(path),
-            hooks=[self.hook],
+            hooks=[self.hook, *also],
+            spool_dir=spool_dir,
         )
 
     async def snapshot(self) -> dict[str, Any]:
@@ -255,6 +264,91 @@ async def test_a_worker_killed_mid_capture_is_replaced_by_projecting_here(
         assert (await piped.capture(FILES[1])).success
         assert (await here.capture(FILES[1])).success
         assert await piped.snapshot() == await here.snapshot()
+
+
+async def test_a_worker_dying_before_its_commit_is_replaced_by_projecting_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = CaptureProjection.commit
+
+    async def die_then_commit(self: CaptureProjection) -> Any:
+        worker = self._worker
+        assert worker is not None
+        await self.flush()  # every batch reached the worker; only the commit is left
+        worker._process.kill()
+        return await committed(self)
+
+    async with (
+        _Party(tmp_path / "worker", worker=True) as piped,
+        _Party(tmp_path / "here", worker=False) as here,
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(CaptureProjection, "commit", die_then_commit)
+            assert (await piped.capture(FILES[0])).success
+        assert (await here.capture(FILES[0])).success
+        assert await piped.snapshot() == await here.snapshot()
+        assert len((await piped.snapshot())["states"]) > 5
+
+
+class _Recorder:
+    """A hook beside the projection: what it summarizes and what it is handed after."""
+
+    def __init__(self) -> None:
+        self.summarized = 0
+        self.handed: list[str] = []
+
+    def summarize(self, hash_id: str, event: Any, record: Any) -> str:
+        self.summarized += 1
+        return hash_id
+
+    async def committed(self, batch: Any, items: Any) -> None:
+        self.handed.extend(items)
+
+
+async def test_the_runner_holds_no_projection_items_while_the_worker_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[tuple[Any, ...]] = []
+    hold = capture_hooks.HookRunner.hold
+
+    def spy(self: capture_hooks.HookRunner, summaries: Sequence[tuple[Any, ...]]) -> None:
+        held.extend(summaries)
+        hold(self, summaries)
+
+    monkeypatch.setattr(capture_hooks.HookRunner, "hold", spy)
+    recorder = _Recorder()
+    async with (
+        _Party(tmp_path / "worker", worker=True) as piped,
+        _Party(tmp_path / "here", worker=False) as here,
+    ):
+        assert (await piped.capture(FILES[0], also=[recorder])).success
+        # The recorder's items were held and handed over, every one; the projection's were
+        # held by the worker's stage alone (a placeholder in their place).
+        assert recorder.summarized > 5
+        assert len(recorder.handed) == recorder.summarized
+        assert [summary[1] for summary in held] == recorder.handed
+        assert all(summary[0] is None for summary in held)
+        held.clear()
+        assert (await here.capture(FILES[0])).success
+        assert all(summary[0] is not None for summary in held)
+        assert await piped.snapshot() == await here.snapshot()
+
+
+async def test_a_replay_file_that_cannot_be_written_fails_the_capture_whole(
+    tmp_path: Path,
+) -> None:
+    not_a_directory = tmp_path / "spool"
+    not_a_directory.write_text("a file where the spool directory should be")
+    async with _Party(tmp_path / "p", worker=True) as party:
+        job = await party.capture(FILES[0], spool_dir=not_a_directory)
+        assert not job.success
+        assert job.captured == 0
+        assert await party.events.count_events() == 0
+        assert await party.traceability.all_fact_epcs() == []
+        assert party.worker is not None
+        assert not party.worker.busy
+        assert (await party.capture(FILES[0], spool_dir=tmp_path / "spool-ok")).success
+        assert len(await party.traceability.all_fact_epcs()) > 0
 
 
 async def test_a_capture_while_the_worker_is_busy_is_projected_after_its_commit(

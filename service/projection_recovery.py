@@ -1,0 +1,96 @@
+"""Start-up recovery: project again the captures whose projection a crash may have lost.
+
+An atomic capture names its document in the traceability store's pending-projection journal
+before its events commit, and clears the name once their projection is durable
+(``service.capture_hooks``). A process that dies in between (killed, out of memory, power
+lost while the projection worker's last commit was not yet on disk) leaves events without
+serial state; the name it leaves says which. Projecting is idempotent on events (facts
+already stored are skipped), so a document projected again in full costs a look-up, never a
+second state change or a second exception record.
+
+Not covered: a ``proceed`` capture (each batch durable on its own, projected after it) is
+not named, and neither are findings lost after their projection committed; ``dscsa
+rebuild`` recomputes all state for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+
+from epcis.reading import ReadLimits
+from service.capture import document_facts, spool
+from service.capture_hooks import CHUNK
+from service.dscsa_checks import facts_committed
+from service.store import DocumentRecord, EventStore
+from service.traceability_store import TraceabilityStore
+
+__all__ = ["recover_projections"]
+
+logger = logging.getLogger(__name__)
+
+
+async def recover_projections(
+    events: EventStore,
+    store: TraceabilityStore,
+    *,
+    limits: ReadLimits,
+    spool_dir: Path | None = None,
+) -> list[str]:
+    """Project every document the journal names whose capture committed, then clear the
+    names (a capture that never committed left nothing to project). Returns the documents
+    projected again. Run before the service takes captures: nothing else projects meanwhile.
+    """
+    recovered: list[str] = []
+    for document_id in await store.pending_projections():
+        document = await events.get_document(document_id)
+        if document is not None:
+            await _project_again(events, store, document, limits, spool_dir)
+            recovered.append(document_id)
+            logger.warning("projected the events of document %s again", document_id)
+        await store.clear_pending_projections([document_id])
+    return recovered
+
+
+async def _project_again(
+    events: EventStore,
+    store: TraceabilityStore,
+    document: DocumentRecord,
+    limits: ReadLimits,
+    spool_dir: Path | None,
+) -> None:
+    """The document's stored bytes read again, the events stored under it projected."""
+    directory = spool_dir or Path(tempfile.gettempdir())
+    # The stored bytes were accepted once; the limits only guard against a changed setting.
+    spooled = await spool(
+        events.open_document_content(document.sha256), directory, limits.max_bytes
+    )
+    try:
+        head, facts = await asyncio.to_thread(
+            document_facts,
+            spooled,
+            limits,
+            f"document {document.document_id}",
+            document.document_id,
+        )
+    finally:
+        await asyncio.to_thread(spooled.discard)
+    for start in range(0, len(facts), CHUNK):
+        chunk = facts[start : start + CHUNK]
+        records = await events.event_records([f.hash_id for f in chunk])
+        # Events another document stored first are that document's to project.
+        ours = [
+            f
+            for f in chunk
+            if (record := records.get(f.hash_id)) is not None
+            and record.document_id == document.document_id
+        ]
+        await facts_committed(
+            store,
+            ours,
+            header=head.header,
+            document_id=document.document_id,
+            partner_id=document.sender_partner_id,
+        )
