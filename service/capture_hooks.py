@@ -220,6 +220,7 @@ class _ProjectionStage:
         self._done = False  # the worker's result is committed and recorded
         self._incomplete = False  # a chunk projected here failed: the name stays
         self._locked = False  # whether this capture holds the hook's lock
+        self._committed: CaptureProjection | None = None  # ended, to settle once over
 
     @property
     def keeps_items(self) -> bool:
@@ -298,6 +299,10 @@ class _ProjectionStage:
 
     async def abandoned(self) -> None:
         await self._end()
+        if self._committed is not None:
+            # The capture is over, its ledger appends too: the worker's disk work now.
+            self._committed.settle()
+            self._committed = None
 
     async def _end(self) -> None:
         projection, self._projection = self._projection, None
@@ -306,6 +311,7 @@ class _ProjectionStage:
                 await projection.rollback()  # nothing if it committed
             finally:
                 projection.discard()
+                self._committed = projection
         if self._locked:
             self._locked = False
             self._hook._lock.release()

@@ -155,7 +155,9 @@ async def test_close_stops_a_busy_worker_promptly_and_refuses_later_checks(
 ) -> None:
     monkeypatch.setattr(service.schema_check, "_STOP_GRACE_SECONDS", 0.0)
     big = tmp_path / "big.xml"
-    big.write_bytes(shipment_with_commissionings(5000))
+    # ~0.8 s to check here: still checking when close() comes 0.1 s in (5,000 events took
+    # 0.2 s, and a fast moment of the machine finished them first).
+    big.write_bytes(shipment_with_commissionings(20_000))
     checker = SchemaChecker()
     pid = await checker.warm()
     busy = asyncio.ensure_future(checker.problems(big, "big.xml"))
