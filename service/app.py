@@ -219,7 +219,11 @@ async def _recover_projections(app: web.Application) -> None:
     )
     try:
         await recover_projections(
-            app[STORE], app[TRACEABILITY], limits=limits, spool_dir=settings.spool_dir
+            app[STORE],
+            app[TRACEABILITY],
+            limits=limits,
+            spool_dir=settings.spool_dir,
+            leases=lease_directory(settings.data_dir),
         )
     except Exception:
         # The names stay in the journal for the next start; the service runs meanwhile.

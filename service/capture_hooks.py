@@ -231,7 +231,9 @@ class _ProjectionStage:
     ) -> None:
         if self._document_id is None:
             # Before any event of it can commit (a failure here fails the capture).
-            await self._hook.store.add_pending_projection(document.document_id, _now())
+            await self._hook.store.add_pending_projection(
+                document.document_id, document.capture_id, _now()
+            )
             self._document_id = document.document_id
             await self._begin(head)
         if self._projection is not None:

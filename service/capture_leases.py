@@ -112,6 +112,25 @@ def _lease_body(job: CaptureJob) -> dict[str, str]:
     }
 
 
+def running_captures(directory: Path) -> set[str]:
+    """The captures whose lease a live process holds (this one or another)."""
+    running: set[str] = set()
+    for path in _lease_files(directory):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # released a moment ago
+        try:
+            # A lock taken here on a second descriptor is refused even when this process
+            # holds the lease: flock locks belong to the open file, not the process.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running.add(path.name)
+        finally:
+            os.close(fd)
+    return running
+
+
 async def recover_interrupted_captures(
     store: EventStore, directory: Path, *, now: datetime | None = None
 ) -> list[CaptureJob]:

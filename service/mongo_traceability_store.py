@@ -325,16 +325,18 @@ class MongoTraceabilityStore:
         if rows:
             await self._replace_all(name, [{"_id": key, **body} for key, body in rows])
 
-    async def add_pending_projection(self, document_id: str, at: datetime) -> None:
+    async def add_pending_projection(self, document_id: str, capture_id: str, at: datetime) -> None:
         await self._db.pending_projections.update_one(
-            {"_id": document_id}, {"$setOnInsert": {"named_at": at}}, upsert=True
+            {"_id": document_id},
+            {"$setOnInsert": {"capture_id": capture_id, "named_at": at}},
+            upsert=True,
         )
 
-    async def pending_projections(self) -> list[str]:
-        cursor = self._db.pending_projections.find({}, {"_id": 1}).sort(
+    async def pending_projections(self) -> list[tuple[str, str]]:
+        cursor = self._db.pending_projections.find({}, {"capture_id": 1}).sort(
             [("named_at", ASCENDING), ("_id", ASCENDING)]
         )
-        return [doc["_id"] async for doc in cursor]
+        return [(doc["_id"], doc["capture_id"]) async for doc in cursor]
 
     async def clear_pending_projections(self, document_ids: Collection[str]) -> None:
         if document_ids:

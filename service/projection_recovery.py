@@ -23,6 +23,7 @@ from pathlib import Path
 from epcis.reading import ReadLimits
 from service.capture import document_facts, spool
 from service.capture_hooks import CHUNK
+from service.capture_leases import running_captures
 from service.dscsa_checks import facts_committed
 from service.store import DocumentRecord, EventStore
 from service.traceability_store import TraceabilityStore
@@ -38,13 +39,22 @@ async def recover_projections(
     *,
     limits: ReadLimits,
     spool_dir: Path | None = None,
+    leases: Path | None = None,
 ) -> list[str]:
     """Project every document the journal names whose capture committed, then clear the
-    names (a capture that never committed left nothing to project). Returns the documents
-    projected again. Run before the service takes captures: nothing else projects meanwhile.
+    names (a capture that never committed left nothing to project). Names of captures whose
+    lease in ``leases`` a live process holds (another process on the same data directory,
+    which clears them itself) are left alone. Returns the documents projected again. Run
+    before this process takes captures.
     """
+    named = await store.pending_projections()
+    # Read after the names: a capture takes its lease before it names its document, so one
+    # named above and still running is in this set.
+    running = await asyncio.to_thread(running_captures, leases) if leases else set()
     recovered: list[str] = []
-    for document_id in await store.pending_projections():
+    for document_id, capture_id in named:
+        if capture_id in running:
+            continue
         document = await events.get_document(document_id)
         if document is not None:
             await _project_again(events, store, document, limits, spool_dir)

@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS records.trace_recall_heads (
 CREATE TABLE IF NOT EXISTS records.master_products (gtin TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records.master_parties (party_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records.pending_projections (
-    document_id TEXT PRIMARY KEY, named_at TEXT NOT NULL);
+    document_id TEXT PRIMARY KEY, capture_id TEXT NOT NULL, named_at TEXT NOT NULL);
 """
 
 _SCHEMA = PROJECTION_SCHEMA + _RECORDS_SCHEMA
@@ -403,22 +403,23 @@ class SQLiteTraceabilityStore:
 
         await self._run(work)
 
-    async def add_pending_projection(self, document_id: str, at: datetime) -> None:
+    async def add_pending_projection(self, document_id: str, capture_id: str, at: datetime) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT OR IGNORE INTO records.pending_projections (document_id, named_at) "
-                "VALUES (?, ?)",
-                (document_id, at.isoformat()),
+                "INSERT OR IGNORE INTO records.pending_projections "
+                "(document_id, capture_id, named_at) VALUES (?, ?, ?)",
+                (document_id, capture_id, at.isoformat()),
             )
         )
 
-    async def pending_projections(self) -> list[str]:
+    async def pending_projections(self) -> list[tuple[str, str]]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT document_id FROM records.pending_projections ORDER BY named_at, document_id"
+                "SELECT document_id, capture_id FROM records.pending_projections "
+                "ORDER BY named_at, document_id"
             ).fetchall()
         )
-        return [document_id for (document_id,) in rows]
+        return [(document_id, capture_id) for document_id, capture_id in rows]
 
     async def clear_pending_projections(self, document_ids: Collection[str]) -> None:
         def work(db: sqlite3.Connection) -> None:

@@ -243,9 +243,12 @@ class TraceabilityStore(ProjectionStore, Protocol):
     # The pending-projection journal: a capture names its document here (durably) before
     # its events commit, and the name is cleared once their projection is durable; what a
     # crash leaves named is projected again at start-up (service.projection_recovery).
-    async def add_pending_projection(self, document_id: str, at: datetime) -> None: ...
-    async def pending_projections(self) -> list[str]:
-        """The documents named and not cleared, oldest first."""
+    async def add_pending_projection(self, document_id: str, capture_id: str, at: datetime) -> None:
+        """Name ``document_id`` (captured by ``capture_id``); naming it again changes nothing."""
+        ...
+
+    async def pending_projections(self) -> list[tuple[str, str]]:
+        """(document id, capture id) of each name not cleared, oldest first."""
         ...
 
     async def clear_pending_projections(self, document_ids: Collection[str]) -> None: ...

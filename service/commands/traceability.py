@@ -125,7 +125,7 @@ async def _rebuild(settings: Settings) -> int:
         facts = [f async for f in stored_facts(events)]
         count = await SerialStateProjection(store).rebuild(facts)
         # Every stored event is projected now: what the journal named before is covered.
-        await store.clear_pending_projections(named)
+        await store.clear_pending_projections([document_id for document_id, _ in named])
         return count
     finally:
         await store.close()

@@ -23,6 +23,7 @@ from service.capture_leases import (
     lease_directory,
     leased,
     recover_interrupted_captures,
+    running_captures,
 )
 from service.mongo_store import MongoEventStore
 from service.settings import Settings
@@ -54,6 +55,7 @@ async def test_a_running_capture_is_left_alone(store: SQLiteEventStore, tmp_path
     job = new_job("p1", "rollback")
     await store.put_capture_job(job)
     with leased(tmp_path / "leases", job) as lease:
+        assert running_captures(tmp_path / "leases") == {job.capture_id}  # held here
         assert await recover_interrupted_captures(store, tmp_path / "leases") == []
         assert lease.path.exists()
         assert (await store.get_capture_job(job.capture_id)) == job
@@ -140,11 +142,13 @@ async def test_a_killed_process_leaves_a_lease_the_next_start_recovers(
         assert holder.stdout is not None
         assert (await holder.stdout.readline()).strip() == b"held"
         # Held by a live process (not this one): left alone.
+        assert running_captures(leases) == {job.capture_id}
         assert await recover_interrupted_captures(store, leases) == []
         assert (await store.get_capture_job(job.capture_id)) == job
     finally:
         holder.send_signal(signal.SIGKILL)
         await holder.wait()
+    assert running_captures(leases) == set()  # the file is there, nobody holds it
     recovered = await recover_interrupted_captures(store, leases)
     assert [j.running for j in recovered] == [False]
     assert list(leases.iterdir()) == []

@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from epcis.reading import ReadLimits
 from service.app import create_app, open_store
 from service.capture import file_document, new_job, run_capture
+from service.capture_leases import leased
 from service.projection_recovery import recover_projections
 from service.settings import Settings
 from service.store import CaptureJob, EventStore
@@ -39,6 +40,10 @@ async def _crashed_capture(events: EventStore, path: Path) -> CaptureJob:
     return job
 
 
+async def _named(party: _Party) -> list[str]:
+    return [document_id for document_id, _ in await party.traceability.pending_projections()]
+
+
 async def test_a_worker_capture_stays_named_until_the_worker_has_synced_it(
     tmp_path: Path,
 ) -> None:
@@ -47,9 +52,9 @@ async def test_a_worker_capture_stays_named_until_the_worker_has_synced_it(
         first = await party.capture(FILES[0])
         # Committed in the worker, synced right after its answer: cleared once it answers
         # again, at the next capture's start.
-        assert await party.traceability.pending_projections() == [first.document_id]
+        assert await _named(party) == [first.document_id]
         second = await party.capture(FILES[1])
-        assert await party.traceability.pending_projections() == [second.document_id]
+        assert await _named(party) == [second.document_id]
         await party.hook.close()  # a clean stop: after syncing the last commit
         assert await party.traceability.pending_projections() == []
 
@@ -75,9 +80,11 @@ async def test_recovery_projects_what_a_crash_left_as_the_capture_would_have(
             # Named as each capture began: projected again in that order, as they were
             # captured (findings depend on the order events arrive in; states do not).
             named_at = NOW.replace(minute=n)
-            await crashed.traceability.add_pending_projection(job.document_id, named_at)
+            await crashed.traceability.add_pending_projection(
+                job.document_id, job.capture_id, named_at
+            )
         # A name whose capture never committed (it rolled back, or died before its commit).
-        await crashed.traceability.add_pending_projection("never-committed", NOW)
+        await crashed.traceability.add_pending_projection("never-committed", "gone", NOW)
         assert await crashed.traceability.all_fact_epcs() == []
 
         recovered = await recover_projections(
@@ -90,12 +97,34 @@ async def test_recovery_projects_what_a_crash_left_as_the_capture_would_have(
         assert ours == theirs
         # Projecting again is harmless: the same document named twice changes nothing.
         before = await crashed.snapshot()
-        await crashed.traceability.add_pending_projection(recovered[0], NOW)
+        await crashed.traceability.add_pending_projection(recovered[0], "again", NOW)
         assert await recover_projections(
             crashed.events, crashed.traceability, limits=ReadLimits()
         ) == [recovered[0]]
         assert await crashed.snapshot() == before
     assert len(before["states"]) > 10
+
+
+async def test_recovery_leaves_the_names_of_captures_still_running_elsewhere(
+    tmp_path: Path,
+) -> None:
+    async with _Party(tmp_path / "p", worker=False) as party:
+        job = await _crashed_capture(party.events, FILES[0])
+        assert job.document_id is not None
+        await party.traceability.add_pending_projection(job.document_id, job.capture_id, NOW)
+        # Not committed yet in another process: its name must outlive this recovery.
+        elsewhere = new_job("partner", "rollback")
+        await party.traceability.add_pending_projection("in-flight", elsewhere.capture_id, NOW)
+        leases = tmp_path / "leases"
+        with leased(leases, elsewhere):
+            recovered = await recover_projections(
+                party.events, party.traceability, limits=ReadLimits(), leases=leases
+            )
+        assert recovered == [job.document_id]
+        assert await party.traceability.pending_projections() == [
+            ("in-flight", elsewhere.capture_id)
+        ]
+        assert len(await party.traceability.all_fact_epcs()) > 5
 
 
 async def test_recovery_leaves_duplicates_to_the_document_that_stored_them(
@@ -109,7 +138,7 @@ async def test_recovery_leaves_duplicates_to_the_document_that_stored_them(
         assert job.duplicates > 0
         assert job.document_id is not None
         before = await party.snapshot()
-        await party.traceability.add_pending_projection(job.document_id, NOW)
+        await party.traceability.add_pending_projection(job.document_id, job.capture_id, NOW)
         assert await recover_projections(party.events, party.traceability, limits=ReadLimits()) == [
             job.document_id
         ]
@@ -125,7 +154,7 @@ async def test_the_service_projects_at_start_what_a_crash_left(
     try:
         job = await _crashed_capture(events, FILES[0])
         assert job.document_id is not None
-        await traceability.add_pending_projection(job.document_id, NOW)
+        await traceability.add_pending_projection(job.document_id, job.capture_id, NOW)
     finally:
         await traceability.close()
         await events.close()

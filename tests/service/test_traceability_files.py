@@ -121,7 +121,7 @@ async def _fill(store: SQLiteTraceabilityStore) -> None:
     await store.add_recall(RecallRecord("r-lot", NOW, "ops", "worse", gtin=ITEM_GTIN, lot="L9"))
     await store.put_products([ProductRecord(ITEM_GTIN, "urn:epc:idpat:sgtin:030001.0012345.*")])
     await store.put_parties([PartyRecord(MANUFACTURER, "Maker")])
-    await store.add_pending_projection("doc-1", NOW)
+    await store.add_pending_projection("doc-1", "capture-1", NOW)
 
 
 async def _answers(store: SQLiteTraceabilityStore) -> dict[str, Any]:

@@ -296,12 +296,17 @@ async def test_pending_projections_are_named_once_listed_oldest_first_and_cleare
     store: TraceabilityStore,
 ) -> None:
     assert await store.pending_projections() == []
-    await store.add_pending_projection("doc-b", NOW)
-    await store.add_pending_projection("doc-a", NOW.replace(hour=1))
-    await store.add_pending_projection("doc-b", NOW.replace(hour=2))  # named again: kept as is
-    await store.add_pending_projection("doc-c", NOW.replace(hour=3))
-    assert await store.pending_projections() == ["doc-b", "doc-a", "doc-c"]
+    await store.add_pending_projection("doc-b", "cap-b", NOW)
+    await store.add_pending_projection("doc-a", "cap-a", NOW.replace(hour=1))
+    # Named again: kept as first named.
+    await store.add_pending_projection("doc-b", "cap-x", NOW.replace(hour=2))
+    await store.add_pending_projection("doc-c", "cap-c", NOW.replace(hour=3))
+    assert await store.pending_projections() == [
+        ("doc-b", "cap-b"),
+        ("doc-a", "cap-a"),
+        ("doc-c", "cap-c"),
+    ]
     await store.clear_pending_projections(["doc-b", "doc-c", "never-named"])
-    assert await store.pending_projections() == ["doc-a"]
+    assert await store.pending_projections() == [("doc-a", "cap-a")]
     await store.clear_pending_projections([])
-    assert await store.pending_projections() == ["doc-a"]
+    assert await store.pending_projections() == [("doc-a", "cap-a")]
