@@ -6,7 +6,8 @@ before its events commit, and clears the name once their projection is durable
 lost while the projection worker's last commit was not yet on disk) leaves events without
 serial state; the name it leaves says which. Projecting is idempotent on events (facts
 already stored are skipped), so a document projected again in full costs a look-up, never a
-second state change or a second exception record.
+second state change or a second exception record. The capture's job, which the lease
+recovery run just before marked interrupted, is set right: its commit had completed.
 
 Not covered: a ``proceed`` capture (each batch durable on its own, projected after it) is
 not named, and neither are findings lost after their projection committed; ``dscsa
@@ -18,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from epcis.reading import ReadLimits
 from service.capture import document_facts, spool
 from service.capture_hooks import CHUNK
-from service.capture_leases import running_captures
+from service.capture_leases import INTERRUPTED_TITLE, running_captures
 from service.dscsa_checks import facts_committed
 from service.store import DocumentRecord, EventStore
 from service.traceability_store import TraceabilityStore
@@ -57,7 +59,8 @@ async def recover_projections(
             continue
         document = await events.get_document(document_id)
         if document is not None:
-            await _project_again(events, store, document, limits, spool_dir)
+            captured, duplicates = await _project_again(events, store, document, limits, spool_dir)
+            await _committed_after_all(events, capture_id, document_id, captured, duplicates)
             recovered.append(document_id)
             logger.warning("projected the events of document %s again", document_id)
         await store.clear_pending_projections([document_id])
@@ -70,8 +73,9 @@ async def _project_again(
     document: DocumentRecord,
     limits: ReadLimits,
     spool_dir: Path | None,
-) -> None:
-    """The document's stored bytes read again, the events stored under it projected."""
+) -> tuple[int, int]:
+    """The document's stored bytes read again, the events stored under it projected; how many
+    were stored under it, and how many were already stored (duplicates)."""
     directory = spool_dir or Path(tempfile.gettempdir())
     # The stored bytes were accepted once; the limits only guard against a changed setting.
     spooled = await spool(
@@ -87,6 +91,7 @@ async def _project_again(
         )
     finally:
         await asyncio.to_thread(spooled.discard)
+    captured = 0
     for start in range(0, len(facts), CHUNK):
         chunk = facts[start : start + CHUNK]
         records = await events.event_records([f.hash_id for f in chunk])
@@ -97,6 +102,7 @@ async def _project_again(
             if (record := records.get(f.hash_id)) is not None
             and record.document_id == document.document_id
         ]
+        captured += len(ours)
         await facts_committed(
             store,
             ours,
@@ -104,3 +110,28 @@ async def _project_again(
             document_id=document.document_id,
             partner_id=document.sender_partner_id,
         )
+    return captured, len(facts) - captured
+
+
+async def _committed_after_all(
+    events: EventStore, capture_id: str, document_id: str, captured: int, duplicates: int
+) -> None:
+    """A job marked interrupted whose document did commit (the process died after the
+    commit, while the capture's hooks ran) is told so: it succeeded."""
+    job = await events.get_capture_job(capture_id)
+    if job is None or job.running or job.success or job.document_id is not None:
+        return
+    if not any(problem.title == INTERRUPTED_TITLE for problem in job.errors):
+        return
+    errors = tuple(p for p in job.errors if p.title != INTERRUPTED_TITLE)
+    await events.put_capture_job(
+        replace(
+            job,
+            success=not errors,
+            document_id=document_id,
+            captured=captured,
+            duplicates=duplicates,
+            rejected=0,
+            errors=errors,
+        )
+    )

@@ -7,6 +7,8 @@ capture that was never interrupted.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from pytest_aiohttp import AiohttpClient
 from epcis.reading import ReadLimits
 from service.app import create_app, open_store
 from service.capture import file_document, new_job, run_capture
-from service.capture_leases import leased
+from service.capture_leases import CaptureLease, lease_directory, leased
 from service.projection_recovery import recover_projections
 from service.settings import Settings
 from service.store import CaptureJob, EventStore
@@ -155,6 +157,12 @@ async def test_the_service_projects_at_start_what_a_crash_left(
         job = await _crashed_capture(events, FILES[0])
         assert job.document_id is not None
         await traceability.add_pending_projection(job.document_id, job.capture_id, NOW)
+        # The process died after the commit, while the hooks ran: its job still says running
+        # and its lease file is left, unlocked.
+        await events.put_capture_job(replace(job, running=True, document_id=None, captured=0))
+        lease = CaptureLease.take(lease_directory(settings.data_dir), job)
+        assert lease._fd is not None
+        os.close(lease._fd)
     finally:
         await traceability.close()
         await events.close()
@@ -165,6 +173,13 @@ async def test_the_service_projects_at_start_what_a_crash_left(
     assert response.status == 200, await response.text()
     body = await response.json()
     assert body["state"]["lot"] == "LOT2026A"
+    # Marked interrupted by the lease recovery, then set right: the commit had completed.
+    response = await client.get(f"/capture/{job.capture_id}", headers=operator)
+    status = await response.json()
+    assert status["running"] is False
+    assert status["success"] is True, status
+    assert status["errors"] == []
+    assert status["captured"] == job.captured > 0
     await client.close()
 
     traceability = open_traceability_store(settings)
