@@ -18,6 +18,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +41,9 @@ DEFER_ABOVE_BYTES = 4 << 20
 # document of a capture that was cancelled, and is stopped after this many seconds.
 _STOP_GRACE_SECONDS = 0.5
 
+# How often a worker looks whether the server is still its parent.
+_PARENT_POLL_SECONDS = 1.0
+
 _T = TypeVar("_T")
 
 
@@ -48,9 +52,23 @@ class SchemaCheckFailedError(EPCISError):
 
 
 def _warm_worker() -> None:
-    """Runs once in each worker: compile the event-document schemas before the first check."""
+    """Runs once in each worker: compile the event-document schemas before the first check,
+    and end the worker if the server dies."""
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
     for namespace in (EPCIS_1_NS, EPCIS_2_NS):
         validator_for(namespace)
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A pool worker waits on a queue whose pipe it holds both ends of, so a server killed
+    # with SIGKILL never gives it EOF: it outlived every crash (seen after kill -9 of
+    # 'dscsa serve'), and kept the resource tracker alive too. Reparenting says the server
+    # is gone.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(0)
 
 
 class SchemaChecker:

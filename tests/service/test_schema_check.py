@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +184,44 @@ def test_defers_only_above_the_threshold() -> None:
     assert not checker.defers(1000)
     assert checker.defers(1001)
     assert SchemaChecker().defer_above == service.schema_check.DEFER_ABOVE_BYTES
+
+
+_SERVER = """
+import asyncio, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from service.schema_check import SchemaChecker
+
+async def main():
+    checker = SchemaChecker()
+    Path(sys.argv[2]).write_text(str(await checker.warm()))
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_worker_outlives_no_server_killed_with_sigkill(tmp_path: Path) -> None:
+    # The worker's pid comes through a file: a pipe to the server would stay open as long as
+    # an orphaned worker holds its copy, and waiting on the server would wait for that too.
+    told = tmp_path / "worker.pid"
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVER, str(ROOT), str(told), stdout=asyncio.subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while not told.exists() or not told.read_text():
+        assert time.monotonic() < deadline, "the server never warmed its worker"
+        await asyncio.sleep(0.1)
+    worker = int(told.read_text())
+    os.kill(worker, 0)  # running
+    server.send_signal(signal.SIGKILL)
+    await server.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return  # gone with its server
+        await asyncio.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the schema-check worker outlived its server by 10 s")
