@@ -224,6 +224,7 @@ async def _recover_projections(app: web.Application) -> None:
             limits=limits,
             spool_dir=settings.spool_dir,
             leases=lease_directory(settings.data_dir),
+            ledger=app[LEDGER],
         )
     except Exception:
         # The names stay in the journal for the next start; the service runs meanwhile.

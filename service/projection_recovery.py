@@ -1,4 +1,4 @@
-"""Start-up recovery: project again the captures whose projection a crash may have lost.
+"""Start-up recovery: the projection and ledger leaves of captures a crash cut short.
 
 An atomic capture names its document in the traceability store's pending-projection journal
 before its events commit, and clears the name once their projection is durable
@@ -7,7 +7,8 @@ lost while the projection worker's last commit was not yet on disk) leaves event
 serial state; the name it leaves says which. Projecting is idempotent on events (facts
 already stored are skipped), so a document projected again in full costs a look-up, never a
 second state change or a second exception record. The capture's job, which the lease
-recovery run just before marked interrupted, is set right: its commit had completed.
+recovery run just before marked interrupted, is set right: its commit had completed; and
+the ledger leaves its ledger hook had not appended yet are appended.
 
 Not covered: a ``proceed`` capture (each batch durable on its own, projected after it) is
 not named, and neither are findings lost after their projection committed; ``dscsa
@@ -27,6 +28,8 @@ from service.capture import document_facts, spool
 from service.capture_hooks import CHUNK
 from service.capture_leases import INTERRUPTED_TITLE, running_captures
 from service.dscsa_checks import facts_committed
+from service.ledger import Ledger
+from service.ledger_records import event_digest
 from service.store import DocumentRecord, EventStore
 from service.traceability_store import TraceabilityStore
 
@@ -42,12 +45,14 @@ async def recover_projections(
     limits: ReadLimits,
     spool_dir: Path | None = None,
     leases: Path | None = None,
+    ledger: Ledger | None = None,
 ) -> list[str]:
     """Project every document the journal names whose capture committed, then clear the
     names (a capture that never committed left nothing to project). Names of captures whose
     lease in ``leases`` a live process holds (another process on the same data directory,
-    which clears them itself) are left alone. Returns the documents projected again. Run
-    before this process takes captures.
+    which clears them itself) are left alone. With ``ledger``, the leaves the capture's
+    ledger hook had not appended yet are appended too. Returns the documents projected
+    again. Run before this process takes captures.
     """
     named = await store.pending_projections()
     # Read after the names: a capture takes its lease before it names its document, so one
@@ -59,7 +64,9 @@ async def recover_projections(
             continue
         document = await events.get_document(document_id)
         if document is not None:
-            captured, duplicates = await _project_again(events, store, document, limits, spool_dir)
+            captured, duplicates = await _project_again(
+                events, store, document, limits, spool_dir, ledger
+            )
             await _committed_after_all(events, capture_id, document_id, captured, duplicates)
             recovered.append(document_id)
             logger.warning("projected the events of document %s again", document_id)
@@ -73,6 +80,7 @@ async def _project_again(
     document: DocumentRecord,
     limits: ReadLimits,
     spool_dir: Path | None,
+    ledger: Ledger | None,
 ) -> tuple[int, int]:
     """The document's stored bytes read again, the events stored under it projected; how many
     were stored under it, and how many were already stored (duplicates)."""
@@ -103,6 +111,10 @@ async def _project_again(
             and record.document_id == document.document_id
         ]
         captured += len(ours)
+        if ledger is not None:
+            await _missing_leaves(
+                ledger, [("event", f.hash_id, event_digest(records[f.hash_id].body)) for f in ours]
+            )
         await facts_committed(
             store,
             ours,
@@ -110,7 +122,15 @@ async def _project_again(
             document_id=document.document_id,
             partner_id=document.sender_partner_id,
         )
+    if ledger is not None:  # last, as the hook appends it: once every event is durable
+        await _missing_leaves(ledger, [("document", document.document_id, document.sha256)])
     return captured, len(facts) - captured
+
+
+async def _missing_leaves(ledger: Ledger, leaves: list[tuple[str, str, str]]) -> None:
+    """Append the leaves the ledger does not hold yet (a crash cut the hook's appends short)."""
+    missing = [leaf for leaf in leaves if await ledger.store.find(leaf[0], leaf[1]) is None]
+    await ledger.append(missing)
 
 
 async def _committed_after_all(

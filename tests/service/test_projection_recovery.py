@@ -16,10 +16,13 @@ from pytest_aiohttp import AiohttpClient
 
 from epcis.reading import ReadLimits
 from service.app import create_app, open_store
-from service.capture import file_document, new_job, run_capture
+from service.capture import document_facts, file_document, new_job, run_capture
 from service.capture_leases import CaptureLease, lease_directory, leased
+from service.ledger import Ledger
+from service.ledger_records import event_digest
 from service.projection_recovery import recover_projections
 from service.settings import Settings
+from service.sqlite_ledger_store import SQLiteLedgerStore
 from service.store import CaptureJob, EventStore
 from service.traceability_store import open_traceability_store
 from tests.service.conftest import bearer
@@ -127,6 +130,34 @@ async def test_recovery_leaves_the_names_of_captures_still_running_elsewhere(
             ("in-flight", elsewhere.capture_id)
         ]
         assert len(await party.traceability.all_fact_epcs()) > 5
+
+
+async def test_recovery_appends_the_ledger_leaves_a_crash_cut_short(tmp_path: Path) -> None:
+    async with _Party(tmp_path / "p", worker=False) as party:
+        job = await _crashed_capture(party.events, FILES[0])
+        assert job.document_id is not None
+        await party.traceability.add_pending_projection(job.document_id, job.capture_id, NOW)
+        ledger_store = SQLiteLedgerStore(tmp_path / "p" / "events.sqlite3")
+        await ledger_store.open()
+        try:
+            ledger = Ledger(ledger_store)
+            await ledger.load()
+            _, facts = document_facts(file_document(FILES[0], 1 << 30), ReadLimits(), "x")
+            records = await party.events.event_records([f.hash_id for f in facts])
+            hashes = sorted(records)
+            assert len(hashes) == len(facts) > 5
+            # The hook appended the first leaves before the process died.
+            await ledger.append([("event", h, event_digest(records[h].body)) for h in hashes[:2]])
+            await recover_projections(
+                party.events, party.traceability, limits=ReadLimits(), ledger=ledger
+            )
+            assert await ledger_store.size() == len(hashes) + 1  # each event once, the document
+            for h in hashes:
+                entry = await ledger_store.find("event", h)
+                assert entry is not None
+            assert await ledger_store.find("document", job.document_id) is not None
+        finally:
+            await ledger_store.close()
 
 
 async def test_recovery_leaves_duplicates_to_the_document_that_stored_them(
