@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import multiprocessing
 import os
 import pickle
@@ -58,8 +57,6 @@ __all__ = [
     "ProjectionWorker",
     "ProjectionWorkerError",
 ]
-
-logger = logging.getLogger(__name__)
 
 # Batches queued for the pipe before ``add`` waits (one more may be in the pipe, and one
 # being applied): bounds what a capture that outruns its projection holds in memory (a
@@ -386,16 +383,14 @@ class ProjectionWorker:
 
     # -- used by CaptureProjection --
 
-    def _send(self, message: tuple[Any, ...]) -> Future[None]:
-        channel = self._channel
-        if channel is None:
-            raise ProjectionWorkerError("the projection worker is not running")
-        return self._io.submit(channel.send, message)
+    def _send(self, data: bytes | memoryview) -> Future[None]:
+        """Send one pickled message from the IO thread, after those sent before it."""
+        return self._io.submit(_send_bytes, self._channel, data)
 
     async def _call(self, message: tuple[Any, ...]) -> Any:
         try:
-            await asyncio.wrap_future(self._send(message))
-        except (OSError, ValueError) as error:  # the pipe broke: the worker is gone
+            await asyncio.wrap_future(self._send(_ForkingPickler.dumps(message)))
+        except _PipeBrokenError as error:
             self._discard()
             raise ProjectionWorkerError("the projection worker died") from error
         return await self._receive()
@@ -432,9 +427,9 @@ class _PipeBrokenError(Exception):
     """The pipe to the worker broke while a batch was sent (the worker is gone)."""
 
 
-def _send(channel: Connection | None, data: bytes | memoryview) -> None:
+def _send_bytes(channel: Connection | None, data: bytes | memoryview) -> None:
     """On the worker's IO thread: send one pickled message (``Connection.send`` pickles the
-    same way)."""
+    same way, and ``recv`` unpickles it)."""
     if channel is None:
         raise _PipeBrokenError("the projection worker is not running")
     try:
@@ -505,32 +500,36 @@ class CaptureProjection:
         the batch would be lost, as it would be from the capture's own spool.
         """
         worker = self._open()
-        self._in_flight = [sent for sent in self._in_flight if not sent.done()]
-        while len(self._in_flight) >= _MAX_IN_FLIGHT:
-            await self._settle(self._in_flight.pop(0))
+        # Sends finish in order (one IO thread): settle the finished ones, and wait for the
+        # oldest while too many are queued.
+        in_flight = self._in_flight
+        while in_flight and (in_flight[0].done() or len(in_flight) >= _MAX_IN_FLIGHT):
+            await self._settle(in_flight.pop(0))
         # Pickled once, for the file and the pipe; kept before the capture goes on, so that
         # a failure to keep it fails the capture before its commit (as its own spool would).
         data = _ForkingPickler.dumps(("apply", list(facts)))
         self._replay.write(data)
         if not self._failed:
-            self._in_flight.append(worker._io.submit(_send, worker._channel, data))
+            in_flight.append(worker._send(data))
 
     async def _settle(self, sent: Future[None]) -> None:
         try:
             await asyncio.wrap_future(sent)
         except _PipeBrokenError:  # the worker is gone; its batches are in the replay file
-            if not self._failed:
-                logger.error("the projection worker died; projecting after the commit")
             self._failed = True
+
+    async def _drain(self) -> None:
+        for sent in self._in_flight:
+            await self._settle(sent)
+        self._in_flight = []
 
     def settle(self) -> None:
         """The capture is over (its hooks are done): the worker may now sync and checkpoint
         its commit, without anyone waiting for it."""
         worker = self._committed_by
         self._committed_by = None
-        if worker is not None:
-            with contextlib.suppress(ProjectionWorkerError):
-                worker._send(("settle",))
+        if worker is not None:  # a worker gone meanwhile has nothing left to sync
+            worker._send(_ForkingPickler.dumps(("settle",)))
 
     async def flush(self) -> None:
         """Wait until the worker has applied every batch added so far (not committed)."""
@@ -543,9 +542,7 @@ class CaptureProjection:
         worker = self._open()
         self._worker = None
         try:
-            for sent in self._in_flight:
-                await self._settle(sent)
-            self._in_flight = []
+            await self._drain()
             if self._failed:
                 raise ProjectionWorkerError("the projection worker died during the capture")
             result = await worker._call(("commit",))
@@ -562,10 +559,7 @@ class CaptureProjection:
         if worker is None:
             return
         try:
-            for sent in self._in_flight:
-                with contextlib.suppress(_PipeBrokenError, OSError):
-                    await asyncio.wrap_future(sent)
-            self._in_flight = []
+            await self._drain()
             await worker._call(("rollback",))
         except ProjectionWorkerError:
             pass  # a dead worker's transaction is rolled back by SQLite
