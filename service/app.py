@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
-from epcis.reading import ReadLimits
 from service.audit import KEYRING, LEDGER, ledger_context, make_checkpoint
 from service.audit_records import LedgeredTraceabilityStore
 from service.auth import TOKEN_CACHE, TokenCache, auth_middleware, invalidate_on_revoke
@@ -214,14 +213,11 @@ async def _captures_context(app: web.Application) -> AsyncIterator[None]:
 async def _recover_projections(app: web.Application) -> None:
     """Captures committed but perhaps not projected (a crash in between): projected again."""
     settings = app[SETTINGS]
-    limits = ReadLimits(
-        max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
-    )
     try:
         await recover_projections(
             app[STORE],
             app[TRACEABILITY],
-            limits=limits,
+            limits=settings.read_limits,
             spool_dir=settings.spool_dir,
             leases=lease_directory(settings.data_dir),
             ledger=app[LEDGER],

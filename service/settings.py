@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from epcis.reading import ReadLimits
+
 __all__ = ["GIB", "Settings", "SettingsError", "package_version"]
 
 GIB = 1024**3
@@ -129,6 +131,13 @@ class Settings(BaseModel):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """The limits every captured document is read under (HTTP, command line, recovery)."""
+        return ReadLimits(
+            max_bytes=self.capture_file_size_limit, max_events=self.capture_event_limit
+        )
 
 
 def _describe(error: ValidationError) -> str:

@@ -93,9 +93,7 @@ async def open_capture_stores(
 async def _capture_all(
     settings: Settings, files: list[Path], *, proceed: bool
 ) -> list[tuple[Path, CaptureJob]]:
-    limits = ReadLimits(
-        max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
-    )
+    limits = settings.read_limits
     results = []
     # The worker starts with the first large file (while that file is being read).
     async with open_capture_stores(settings) as (store, policy), SchemaChecker() as checker:

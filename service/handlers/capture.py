@@ -62,12 +62,6 @@ _DOCUMENT_TYPES = frozenset(
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 
 
-def _limits(settings: Settings) -> ReadLimits:
-    return ReadLimits(
-        max_bytes=settings.capture_file_size_limit, max_events=settings.capture_event_limit
-    )
-
-
 def _behaviour(request: web.Request) -> CaptureErrorBehaviour:
     value = request.headers.get("GS1-Capture-Error-Behaviour", "rollback").strip().lower()
     if value == "rollback":
@@ -155,7 +149,7 @@ async def capture_document(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     document = await spool(request.content.iter_chunked(256 * 1024), settings.spool_dir, limit)
-    limits = _limits(settings)
+    limits = settings.read_limits
     policy = request.app[CAPTURE_POLICY]
     checker = request.app.get(SCHEMA_CHECK)
     _, deferred = await _preflight(principal, document, limits, "body", policy, checker)
@@ -299,7 +293,7 @@ async def capture_event(request: web.Request) -> web.Response:
         yield wrapped
 
     document = await spool(chunks(), settings.spool_dir, settings.capture_file_size_limit)
-    limits = _limits(settings)
+    limits = settings.read_limits
     policy = request.app[CAPTURE_POLICY]
     await _preflight(principal, document, limits, "body", policy)
     try:
