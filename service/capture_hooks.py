@@ -232,7 +232,7 @@ class _ProjectionStage:
         if self._document_id is None:
             # Before any event of it can commit (a failure here fails the capture).
             await self._hook.store.add_pending_projection(
-                document.document_id, document.capture_id, _now()
+                document.document_id, document.capture_id, datetime.now(UTC)
             )
             self._document_id = document.document_id
             await self._begin(head)
@@ -317,10 +317,6 @@ class _ProjectionStage:
         if self._locked:
             self._locked = False
             self._hook._lock.release()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LedgerHook:

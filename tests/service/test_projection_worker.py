@@ -154,19 +154,8 @@ async def test_worker_leaves_what_the_in_process_projection_leaves(tmp_path: Pat
 async def test_late_commissioning_answers_never_commissioned_exceptions_alike(
     tmp_path: Path,
 ) -> None:
-    async with (
-        _Party(tmp_path / "worker", worker=True) as piped,
-        _Party(tmp_path / "here", worker=False) as here,
-    ):
-        # The wholesaler's events on serials whose commissioning arrives afterwards.
-        for path in (FILES[1], FILES[0]):
-            assert (await piped.capture(path)).success
-            assert (await here.capture(path)).success
-        ours = await piped.snapshot()
-        assert ours == await here.snapshot()
-    never = [e for e in ours["exceptions"] if e[0] == "never_commissioned"]
-    assert never
-    assert all(status != "open" for *_, status in never)
+    # The wholesaler's events on serials whose commissioning arrives afterwards.
+    _assert_never_commissioned_answered(await _captured_alike(tmp_path, [FILES[1], FILES[0]]))
 
 
 async def test_a_commissioning_later_in_the_same_capture_answers_its_exceptions(
@@ -180,15 +169,25 @@ async def test_a_commissioning_later_in_the_same_capture_answers_its_exceptions(
     tail = text.index("</EventList>")
     moved = tmp_path / "late-commissioning.xml"
     moved.write_text(text[:start] + text[end:tail] + text[start:end] + text[tail:])
+    _assert_never_commissioned_answered(await _captured_alike(tmp_path, [moved]))
+
+
+async def _captured_alike(tmp_path: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """``paths`` captured in order with the worker and without it: the two snapshots, equal."""
     async with (
         _Party(tmp_path / "worker", worker=True) as piped,
         _Party(tmp_path / "here", worker=False) as here,
     ):
-        assert (await piped.capture(moved)).success
-        assert (await here.capture(moved)).success
+        for path in paths:
+            assert (await piped.capture(path)).success
+            assert (await here.capture(path)).success
         ours = await piped.snapshot()
         assert ours == await here.snapshot()
-    never = [e for e in ours["exceptions"] if e[0] == "never_commissioned"]
+    return ours
+
+
+def _assert_never_commissioned_answered(snapshot: dict[str, Any]) -> None:
+    never = [e for e in snapshot["exceptions"] if e[0] == "never_commissioned"]
     assert never
     assert all(status != "open" for *_, status in never)
 
